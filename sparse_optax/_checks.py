@@ -7,7 +7,8 @@ trusted (that is what lets a schedule feed ``lam`` at run time).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

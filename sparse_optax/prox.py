@@ -124,7 +124,9 @@ def _group_tau(tau: Array, x: Array, axis: int) -> Array:
     if tau.ndim == 0:
         return tau
     if tau.ndim > x.ndim:
-        raise ValueError(f"step*lam has shape {tau.shape}, which does not broadcast to x {x.shape}.")
+        raise ValueError(
+            f"step*lam has shape {tau.shape}, which does not broadcast to x {x.shape}."
+        )
     tau = tau.reshape((1,) * (x.ndim - tau.ndim) + tau.shape)
     if any(tau.shape[i] != 1 for i in _other_axes(x.ndim, axis)):
         raise ValueError(
@@ -188,8 +190,9 @@ def prox_l0(x: ArrayLike, step: ArrayLike, lam: ArrayLike) -> Array:
 
 
 def _hard(x: Array, tau: Array) -> Array:
-    # Compare squares: no sqrt, and NaN fails the test so it passes through.
-    return jnp.where(x * x <= 2 * tau, jnp.zeros_like(x), x)
+    # Compare |x| with sqrt(2 tau), not squares: x*x underflows for tiny x and
+    # would zero it even at tau = 0. NaN fails the test and passes through.
+    return jnp.where(jnp.abs(x) <= jnp.sqrt(2.0 * tau), jnp.zeros_like(x), x)
 
 
 # Largest root u of u^3 - u + t/2 = 0 on t in [0, (2/3)^{3/2}] is 1 + t*p(t);
@@ -286,7 +289,13 @@ def _tl1(x: Array, tau: Array, a: Array) -> Array:
     q = tau * a * ap1 / (big_x * big_x * big_x)
     psi = jnp.arcsin(jnp.sqrt(jnp.minimum(6.75 * q, 1.0)))
     s = jnp.sin(psi / 3.0)
-    z = ax - big_x * ((4.0 / 3.0) * s * s)
+    z = jnp.maximum(ax - big_x * ((4.0 / 3.0) * s * s), 0.0)
+    # One fixed-point step z <- |x| - c / (a + z)^2 on the stationarity condition: its
+    # contraction factor 2c / (a + z)^3 is below 1 at the root we want (and small away
+    # from the fold), and it evaluates the shrink with few roundings, which brings the
+    # float32 result to within a few ulp where the trigonometric chain alone is not.
+    w = a + z
+    z = ax - tau * a * ap1 / (w * w)
     return jnp.where(ax <= thr, jnp.zeros_like(x), jnp.sign(x) * jnp.maximum(z, 0.0))
 
 
@@ -343,7 +352,7 @@ def prox_capped_l1(x: ArrayLike, step: ArrayLike, lam: ArrayLike, rho: ArrayLike
     return out.astype(dt)
 
 
-def _pick(xa: Array, cands: list[tuple[Array, Array]]) -> Array:
+def _pick(cands: list[tuple[Array, Array]]) -> Array:
     """The candidate of least objective; ties go to the earlier (smaller) one.
 
     The last candidate is the fallback, so it must carry NaN from ``x``.
@@ -356,9 +365,7 @@ def _pick(xa: Array, cands: list[tuple[Array, Array]]) -> Array:
     return best_z
 
 
-def prox_mcp(
-    x: ArrayLike, step: ArrayLike, lam: ArrayLike, gamma: ArrayLike = 3.0
-) -> Array:
+def prox_mcp(x: ArrayLike, step: ArrayLike, lam: ArrayLike, gamma: ArrayLike = 3.0) -> Array:
     r"""Proximal operator of the minimax concave penalty (MCP).
 
     .. math::
@@ -380,15 +387,13 @@ def prox_mcp(
     s, lam_, g = _cast(step, ct), _cast(lam, ct), _cast(gamma, ct)
     ax = jnp.abs(xc)
     gl = g * lam_
-    convex = s < g
-    den = jnp.where(convex, 1.0 - s / g, 1.0)
-    # Inner piece |z| <= gamma*lam: firm threshold when convex, otherwise its best
-    # point is an endpoint (0, or gamma*lam which the outer piece covers).
-    zi = jnp.where(convex, jnp.minimum(jnp.maximum(ax - s * lam_, 0.0) / den, gl), 0.0)
-    fi = 0.5 * (zi - ax) ** 2 + s * (lam_ * zi - zi * zi / (2.0 * g))
-    zo = jnp.maximum(ax, gl)
-    fo = 0.5 * (zo - ax) ** 2 + s * (0.5 * g * lam_ * lam_)
-    return (jnp.sign(xc) * _pick(ax, [(zi, fi), (zo, fo)])).astype(dt)
+    # step < gamma: the inner piece is convex and the prox is firm thresholding.
+    den = jnp.where(s < g, 1.0 - s / g, 1.0)
+    firm = jnp.where(ax > gl, ax, jnp.minimum(jnp.maximum(ax - s * lam_, 0.0) / den, gl))
+    # step >= gamma: the inner piece is concave, so the best point is 0 or beyond
+    # gamma*lam (where the penalty is flat): hard thresholding.
+    hard = jnp.where(ax <= lam_ * jnp.sqrt(s * g), 0.0, ax)
+    return (jnp.sign(xc) * jnp.where(s < g, firm, hard)).astype(dt)
 
 
 def prox_scad(x: ArrayLike, step: ArrayLike, lam: ArrayLike, a: ArrayLike = 3.7) -> Array:
@@ -410,22 +415,30 @@ def prox_scad(x: ArrayLike, step: ArrayLike, lam: ArrayLike, a: ArrayLike = 3.7)
     """
     xc, dt, ct = _start(x, step, lam)
     check_greater(a, "a", 2.0)
-    s, lam_, a_ = _cast(step, ct), _cast(lam, ct), _cast(a, ct)
+    s, a_ = _cast(step, ct), _cast(a, ct)
     ax = jnp.abs(xc)
+    lam_ = _cast(lam, ct)
     al = a_ * lam_
+    # Best point of each piece, in the units of x (so that z = x exactly where the
+    # identity wins, e.g. at step = 0 or lam = 0).
     za = jnp.minimum(jnp.maximum(ax - s * lam_, 0.0), lam_)
-    fa = 0.5 * (za - ax) ** 2 + s * lam_ * za
+    # The middle piece is convex only for step < a - 1; otherwise its best point is an
+    # endpoint, which the other two pieces already cover.
     convex = s < a_ - 1.0
     den = jnp.where(convex, a_ - 1.0 - s, 1.0)
-    zb = jnp.where(
-        convex, jnp.clip(((a_ - 1.0) * ax - s * al) / den, lam_, al), lam_
-    )
-    fb = 0.5 * (zb - ax) ** 2 + s * (2.0 * al * zb - zb * zb - lam_ * lam_) / (
-        2.0 * (a_ - 1.0)
-    )
+    zb = jnp.where(convex, jnp.clip(ax - s * (al - ax) / den, lam_, al), lam_)
     zc = jnp.maximum(ax, al)
-    fc = 0.5 * (zc - ax) ** 2 + s * (0.5 * lam_ * lam_ * (a_ + 1.0))
-    return (jnp.sign(xc) * _pick(ax, [(za, fa), (zb, fb), (zc, fc)])).astype(dt)
+    # The objective is homogeneous of degree 2 in (x, z, lam): compare the pieces in
+    # units of max(|x|, lam) so that the squares neither underflow nor overflow.
+    scale = jnp.maximum(ax, lam_)
+    inv = 1.0 / jnp.where(scale > 0, scale, 1.0)
+    xn, ln, aln = ax * inv, lam_ * inv, al * inv
+    zan, zbn, zcn = za * inv, zb * inv, zc * inv
+    fa = 0.5 * (zan - xn) ** 2 + s * ln * zan
+    fb = 0.5 * (zbn - xn) ** 2 + s * (2.0 * aln * zbn - zbn * zbn - ln * ln) / (2.0 * (a_ - 1.0))
+    fc = 0.5 * (zcn - xn) ** 2 + s * (0.5 * ln * ln * (a_ + 1.0))
+    z = _pick([(za, fa), (zb, fb), (zc, fc)])
+    return (jnp.sign(xc) * z).astype(dt)
 
 
 # --------------------------------------------------------------------------- groups
@@ -496,7 +509,8 @@ def prox_exclusive(x: ArrayLike, step: ArrayLike, lam: ArrayLike, axis: int = -1
 
     .. math::
 
-        \operatorname*{argmin}_z \tfrac12\|z-x\|^2 + \text{step}\,\lambda\,\tfrac12\sum_g\|z_g\|_1^2.
+        \operatorname*{argmin}_z \tfrac12\|z-x\|^2
+        + \text{step}\,\lambda\,\tfrac12\sum_g\|z_g\|_1^2.
 
     Exact, by sorting each group: with :math:`a` the sorted :math:`|x_g|` (descending)
     and :math:`S_k` its partial sums, :math:`s = \max\{k : a_k > \tau S_k/(1+\tau k)\}`,
@@ -651,7 +665,9 @@ def penalty_scad(x: ArrayLike, lam: ArrayLike, a: ArrayLike = 3.7) -> Array:
     a_ = _cast(a, xc.dtype)
     ax = jnp.abs(xc)
     mid = (2.0 * a_ * lam_ * ax - ax * ax - lam_ * lam_) / (2.0 * (a_ - 1.0))
-    out = jnp.where(ax <= lam_, lam_ * ax, jnp.where(ax <= a_ * lam_, mid, 0.5 * lam_ * lam_ * (a_ + 1.0)))
+    out = jnp.where(
+        ax <= lam_, lam_ * ax, jnp.where(ax <= a_ * lam_, mid, 0.5 * lam_ * lam_ * (a_ + 1.0))
+    )
     return jnp.sum(out)
 
 
@@ -701,4 +717,3 @@ def penalty_tl1_group(
     check_unit_interval(alpha, "alpha")
     al = jnp.asarray(alpha)
     return al * penalty_tl1(x, lam, a) + (1.0 - al) * penalty_group_lasso(x, lam, axis)
-
