@@ -4,6 +4,7 @@ Every ``prox_*(x, step, lam, ...)`` returns
 ``argmin_z 0.5 * ||z - x||^2 + step * penalty_*(z, lam, ...)``; see :mod:`sparse_optax.prox`.
 """
 
+from sparse_optax.compaction import CompactionReport, LayerRow, compact, compact_linen
 from sparse_optax.prox import (
     penalty_capped_l1,
     penalty_exclusive,
@@ -32,10 +33,36 @@ from sparse_optax.prox import (
     prox_tl1_group,
     prox_two_thirds,
 )
+from sparse_optax.transforms import (
+    AdmmState,
+    ProximalState,
+    SparsityStats,
+    admm,
+    admm_params,
+    capped_l1,
+    exclusive_lasso,
+    group_lasso,
+    half_threshold,
+    hard_threshold,
+    l1_exclusive,
+    mcp,
+    proximal,
+    scad,
+    soft_threshold,
+    sparse_group_lasso,
+    sparsity,
+    tl1_group,
+    transformed_l1,
+    two_thirds_threshold,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CompactionReport",
+    "LayerRow",
+    "compact",
+    "compact_linen",
     "penalty_capped_l1",
     "penalty_exclusive",
     "penalty_group_lasso",
@@ -62,4 +89,24 @@ __all__ = [
     "prox_tl1",
     "prox_tl1_group",
     "prox_two_thirds",
+    "AdmmState",
+    "ProximalState",
+    "SparsityStats",
+    "admm",
+    "admm_params",
+    "capped_l1",
+    "exclusive_lasso",
+    "group_lasso",
+    "half_threshold",
+    "hard_threshold",
+    "l1_exclusive",
+    "mcp",
+    "proximal",
+    "scad",
+    "soft_threshold",
+    "sparse_group_lasso",
+    "sparsity",
+    "tl1_group",
+    "transformed_l1",
+    "two_thirds_threshold",
 ]
