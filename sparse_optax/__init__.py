@@ -4,7 +4,7 @@ Every ``prox_*(x, step, lam, ...)`` returns
 ``argmin_z 0.5 * ||z - x||^2 + step * penalty_*(z, lam, ...)``; see :mod:`sparse_optax.prox`.
 """
 
-from sparse_optax.compaction import CompactionReport, LayerRow, compact, compact_linen
+from sparse_optax.compaction import CompactionReport, LayerRow, Link, compact, compact_linen
 from sparse_optax.prox import (
     penalty_capped_l1,
     penalty_exclusive,
@@ -44,6 +44,7 @@ from sparse_optax.transforms import (
     group_lasso,
     half_threshold,
     hard_threshold,
+    keep_zeros,
     l1_exclusive,
     mcp,
     proximal,
@@ -61,6 +62,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CompactionReport",
     "LayerRow",
+    "Link",
     "compact",
     "compact_linen",
     "penalty_capped_l1",
@@ -99,6 +101,7 @@ __all__ = [
     "group_lasso",
     "half_threshold",
     "hard_threshold",
+    "keep_zeros",
     "l1_exclusive",
     "mcp",
     "proximal",

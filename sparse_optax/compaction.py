@@ -10,23 +10,25 @@ channel that must be kept or removed as a whole. Dense and conv layers are recor
 edge that reads it, either its outgoing weights to kept units are all zero or its value
 there does not depend on the input (then it is folded into the layer's bias or the
 following BatchNorm mean). Anything the walker does not understand pins the channels it
-touches: they are kept and the report says why. The result is always checked against
+touches: they are kept and the report says why, unless the user declares those
+connections with ``structure=`` (:class:`Link`). The result is always checked against
 the original on the sample and random inputs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jcore
 
-__all__ = ["CompactionReport", "LayerRow", "compact", "compact_linen"]
+__all__ = ["CompactionReport", "LayerRow", "Link", "compact", "compact_linen"]
 
 _ELEMENTWISE = frozenset(
     """abs acos acosh add and asin asinh atan atan2 atanh cbrt ceil clamp convert_element_type
@@ -138,6 +140,7 @@ class _Walker:
         self.unsupported: dict[str, str] = {}
         self.uses: dict[Any, list[tuple[Any, int]]] = {}
         self.scope_outvars: set[Any] = set()
+        self.declared = np.zeros(0, np.int64)  # units named by a user ``structure``
 
     # -- helpers
     def _stat(self, fn, *args):
@@ -323,7 +326,7 @@ class _Walker:
             if set(xi.dep) - {a} or _shape(g)[a] != shape[a]:
                 continue
             others = tuple(b for b in range(len(shape)) if b != a)
-            zero = np.asarray(self._stat(lambda g, o=others: jnp.all(g == 0, axis=o), g))
+            zero = _host(self._stat(lambda g, o=others: jnp.all(g == 0, axis=o), g))
             d = out.dep.get(a, np.zeros(shape[a], bool)) | out.base
             out.dep[a] = d & ~zero
             out.base = False
@@ -552,7 +555,7 @@ class _Walker:
         const, uniform, nz, ksum = self._stat(
             lambda x, k: _edge_stats(jnp.moveaxis(x, xc, -1).reshape(-1, n_in), prep(k)), x, k
         )
-        uniform = np.asarray(uniform)
+        uniform = _host(uniform)
         in_dep = xi.dep.get(xc, np.zeros(n_in, bool)) | xi.base
         e = _Edge(
             name=str(eqn.primitive.name),
@@ -561,9 +564,9 @@ class _Walker:
             kernel=ksum,
             nz=nz,
             const=const,
-            in_dep=np.asarray(in_dep),
+            in_dep=_host(in_dep),
             uniform=uniform,
-            is_zero=uniform & np.asarray(const == 0),
+            is_zero=uniform & _host(const == 0),
             padded=padded,
             flops_per_pair=flops,
             out_var=eqn.outvars[0],
@@ -576,13 +579,24 @@ class _Walker:
         if isinstance(e.nz, np.ndarray):  # recording pass: placeholders only
             dep_out = (dep_in @ e.nz) > 0
         else:
-            dep_out = np.asarray(jnp.asarray(dep_in) @ e.nz) > 0
+            dep_out = _host(jnp.asarray(dep_in) @ e.nz) > 0
         return _Info(lab={axis: e.out_units}, dep={axis: dep_out}, base=False)
 
 
 def _shape(v) -> tuple[int, ...]:
     s = getattr(v, "shape", None)
     return tuple(s) if s is not None else np.shape(v)
+
+
+def _host(x: Any) -> np.ndarray:
+    """Explicit device-to-host copy of a per-unit vector or scalar.
+
+    Only these small decision inputs ever leave the accelerator; weights, kernels and
+    ``(in, out)`` patterns stay where the parameters live. The check keeps it that way.
+    """
+    if np.ndim(x) > 1:
+        raise AssertionError(f"compaction tried to copy a {np.shape(x)} array to the host")
+    return np.asarray(jax.device_get(x))
 
 
 def _edge_stats(xm: jax.Array, kernel: jax.Array):
@@ -617,6 +631,130 @@ def _reshape_blocks(src: Sequence[int], dst: Sequence[int]):
     return blocks
 
 
+# ----------------------------------------------------------------------------- declared structure
+
+
+class Link(NamedTuple):
+    """One connection declared through the ``structure=`` argument of :func:`compact`.
+
+    ``dst`` reads the output units of ``src``: the last axis of ``src``'s kernel (and
+    its bias), passed per unit through ``act`` and, with ``block > 1``, flattened
+    channels-last (NHWC ``reshape``), so input ``i`` of ``dst`` is unit ``i % n`` of
+    ``src``. Paths are module paths as in :attr:`CompactionReport.widths` (``"fc1"``,
+    ``"block1/conv"``). A unit is then removed when all of ``dst``'s weights for it are
+    zero, or when all of ``src``'s incoming weights are zero: it outputs the constant
+    ``act(bias)``, which is folded into ``dst``'s bias. ``act`` must be what the model
+    computes per unit between the two layers; ``None`` means the identity.
+    """
+
+    src: str
+    dst: str
+    block: int = 1
+    act: Callable[[jax.Array], jax.Array] | None = None
+
+
+StructureSpec = Sequence[Link | tuple[Any, ...]]
+
+
+def _find_leaf(names: Sequence[tuple[str, ...]], module: str, leaf: str) -> int | None:
+    parts = (*(p for p in module.split("/") if p), leaf)
+    # Exact path first (a Linen collection name such as ``params`` may precede it).
+    hits = [i for i, n in enumerate(names) if n == parts or n[1:] == parts]
+    if not hits:
+        hits = [i for i, n in enumerate(names) if n[-len(parts) :] == parts]
+    if len(hits) > 1:
+        found = ", ".join("/".join(names[i]) for i in hits)
+        raise ValueError(f"structure: '{module}' is ambiguous ({found}); give its full path")
+    return hits[0] if hits else None
+
+
+def _link_arrays(ksrc, bias, kdst, n: int, act):
+    # Runs where the parameters live: only the (n,) dependence vector goes to the host.
+    dep = jnp.any(ksrc != 0, axis=tuple(range(ksrc.ndim - 1)))
+    n_in, n_out = kdst.shape[-2], kdst.shape[-1]
+    taps = kdst.reshape(-1, n_in, n_out)  # HWIO / (in, out): input axis is -2
+    unit = jnp.arange(n_in) % n
+    const = (act(bias) if act is not None else bias)[unit]
+    nz = jnp.any(taps != 0, axis=0).astype(jnp.float32)
+    return dep, const, const == 0, nz, jnp.sum(taps, axis=0)
+
+
+def _apply_structure(w: _Walker, leaves, names, structure: StructureSpec) -> None:
+    """Merge the declared links into what the tracer found, replacing it for those units."""
+    declared = []
+    for spec in structure:
+        link = spec if isinstance(spec, Link) else Link(*spec)
+        where = f"structure link {link.src!r} -> {link.dst!r}"
+        ks, kd = _find_leaf(names, link.src, "kernel"), _find_leaf(names, link.dst, "kernel")
+        if ks is None or kd is None:
+            missing = link.src if ks is None else link.dst
+            raise ValueError(f"{where}: no parameter '{missing}/kernel'")
+        bs, bd = _find_leaf(names, link.src, "bias"), _find_leaf(names, link.dst, "bias")
+        n = _shape(leaves[ks])[-1]
+        dshape = _shape(leaves[kd])
+        if link.block < 1 or len(dshape) < 2 or dshape[-2] != n * link.block:
+            raise ValueError(
+                f"{where}: '{link.dst}/kernel' has shape {dshape}; its input axis (-2) "
+                f"must be {n} units x block {link.block} = {n * link.block}"
+            )
+        if bs is not None and _shape(leaves[bs]) != (n,):
+            raise ValueError(f"{where}: '{link.src}/bias' should have shape ({n},)")
+        src_units = w.leaf_units[ks][-1]
+        dst_in, dst_out = w.leaf_units[kd][-2], w.leaf_units[kd][-1]
+        unit = np.arange(len(dst_in)) % n
+        w.uf.union(dst_in, src_units[unit])
+        if bs is not None:
+            w.uf.union(w.leaf_units[bs][0], src_units)
+        declared.append(src_units)
+        bias = leaves[bs] if bs is not None else jnp.zeros(n, jnp.result_type(leaves[ks]))
+        dep, const, zero, nz, ksum = jax.jit(_link_arrays, static_argnums=(3, 4))(
+            leaves[ks], bias, leaves[kd], n, link.act
+        )
+        in_dep = _host(dep)[unit]
+        is_zero = ~in_dep & _host(zero)
+        uniform = np.ones(len(dst_in), bool)
+        # The tracer's own record of this layer saw an input it could not label (hence
+        # the link): keep its kernel, padding and bias target, trust the declaration.
+        traced = [e for e in w.edges if np.array_equal(e.in_units, dst_in)]
+        for e in traced:
+            e.in_dep, e.const, e.uniform, e.is_zero = in_dep, const, uniform, is_zero
+        if not traced:
+            target = None
+            if bd is not None and _shape(leaves[bd]) == (dshape[-1],):
+                target = (bd, 0, np.arange(dshape[-1]), 1.0)
+            taps = math.prod(dshape[:-2])
+            w.edges.append(
+                _Edge(
+                    link.dst,
+                    dst_in,
+                    dst_out,
+                    ksum,
+                    nz,
+                    const,
+                    in_dep,
+                    uniform,
+                    is_zero,
+                    False,
+                    2.0 * taps,
+                    None,
+                    target,
+                )
+            )
+    if not declared:
+        return
+    w.declared = np.concatenate([w.declared, *declared])
+    roots = w.uf.roots()
+    lifted = np.unique(roots[w.declared])
+    keep_reasons = ("model output", "inputs kept (prune_inputs=False)")
+    pins = []
+    for units, reason in w.pins:
+        if reason not in keep_reasons:
+            units = units[~np.isin(roots[units], lifted)]
+        if units.size:
+            pins.append((units, reason))
+    w.pins = pins
+
+
 # ----------------------------------------------------------------------------- decisions
 
 
@@ -628,6 +766,7 @@ def _decide(w: _Walker) -> np.ndarray:
     for e in w.edges:
         eligible[roots[e.out_units]] = True
     eligible[roots[w.input_units]] = True
+    eligible[roots[w.declared]] = True
     pinned = np.zeros(n, bool)
     for units, _ in w.pins:
         pinned[roots[units]] = True
@@ -637,7 +776,7 @@ def _decide(w: _Walker) -> np.ndarray:
         bad = np.zeros(n, bool)
         for e in w.edges:
             kept_out = jnp.asarray(~removed[roots[e.out_units]], jnp.float32)
-            row_alive = np.asarray(e.nz @ kept_out) > 0
+            row_alive = _host(e.nz @ kept_out) > 0
             foldable = e.target is not None and not e.padded
             const = ~e.in_dep & e.uniform & (e.is_zero | foldable)
             bad[roots[e.in_units[row_alive & ~const]]] = True
@@ -671,10 +810,30 @@ def _fold_and_slice(w: _Walker, leaves: list[jax.Array], keep: np.ndarray):
             leaves[leaf] = (
                 leaves[leaf].at[tuple(idx)].add((sign * delta).astype(leaves[leaf].dtype))
             )
-        return [_take(x, i) for x, i in zip(leaves, index, strict=True)]
+        out = [_take(x, i) for x, i in zip(leaves, index, strict=True)]
+        return [_keep_sharding(x, old) for x, old in zip(out, shardings, strict=True)]
 
+    shardings = [getattr(x, "sharding", None) for x in leaves]
     # One compiled call on the parameters' devices; only index vectors leave the host.
     return jax.jit(apply)(list(leaves), arrays, index), selection
+
+
+def _keep_sharding(x: jax.Array, old: Any) -> jax.Array:
+    """Ask for the parameter's own layout, else XLA may replicate the gathered result.
+
+    Mesh axes that no longer divide a shrunken dimension are dropped for that dimension.
+    """
+    if not isinstance(old, jax.sharding.NamedSharding) or len(old.spec) > x.ndim:
+        return x
+    spec = [*old.spec, *[None] * (x.ndim - len(old.spec))]
+    for a, axes in enumerate(spec):
+        if axes is None:
+            continue
+        size = math.prod(old.mesh.shape[n] for n in (axes if isinstance(axes, tuple) else (axes,)))
+        if x.shape[a] % size:
+            spec[a] = None
+    new = jax.sharding.NamedSharding(old.mesh, jax.sharding.PartitionSpec(*spec))
+    return jax.lax.with_sharding_constraint(x, new)
 
 
 def _take(x: jax.Array, sel: Mapping[int, Any]) -> jax.Array:
@@ -740,13 +899,15 @@ class CompactionReport:
         return bool(self._selection)
 
     def apply_to(self, tree: Any) -> Any:
-        """Apply the same index selection to any pytree that mirrors the parameters.
+        """Apply the same index selection to optimizer state that mirrors the params.
 
         A leaf is compacted when its path ends with a parameter's path (ignoring a Linen
         collection name such as ``params``) and it has that parameter's original shape,
         e.g. Adam's ``mu``/``nu`` or a momentum buffer; other leaves (step counts) are
-        returned unchanged. Folded bias corrections are not applied: moments of a bias
-        stay valid, but pass the params themselves through :func:`compact`.
+        returned unchanged. This only selects indices: the constants of removed units
+        that :func:`compact` folds into the next bias / BatchNorm mean are *not* added,
+        which is right for moments but not for parameters. Take the parameters from the
+        model returned by :func:`compact` / :func:`compact_linen`, never from here.
         """
         lookup = self._selection
         lengths = sorted({len(p) for p in lookup}, reverse=True)
@@ -877,7 +1038,7 @@ def _build_report(w, names, leaves, new_leaves, keep, selection, err, strip) -> 
 # ----------------------------------------------------------------------------- entry points
 
 
-def _analyse(fn, leaves, names, x, prune_inputs, strict):
+def _analyse(fn, leaves, names, x, prune_inputs, strict, structure):
     closed = jax.make_jaxpr(fn)(list(leaves), x)
     leaf_names = ["/".join(n) for n in names]
 
@@ -894,6 +1055,8 @@ def _analyse(fn, leaves, names, x, prune_inputs, strict):
         jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)),
         prune_inputs,
     )
+    if structure:
+        _apply_structure(w, leaves, names, structure)
     notes = _pin_notes(w, names)
     if strict and notes:
         raise ValueError("compaction cannot follow these channels: " + "; ".join(notes))
@@ -901,7 +1064,7 @@ def _analyse(fn, leaves, names, x, prune_inputs, strict):
     return w, keep
 
 
-def _verify(run_old, run_new, x, kept_inputs, num_inputs, num_random, seed, rtol, atol):
+def _verify(run_old, run_new, x, kept_inputs, num_inputs, num_random, seed, rtol, atol, declared):
     x = jnp.asarray(x)
     xs = [x]
     key = jax.random.key(seed)
@@ -909,7 +1072,7 @@ def _verify(run_old, run_new, x, kept_inputs, num_inputs, num_random, seed, rtol
         mean, std = jnp.mean(x), jnp.std(x) + 1.0
         for k in jax.random.split(key, num_random):
             xs.append((jax.random.normal(k, x.shape, x.dtype) * std + mean).astype(x.dtype))
-    err, scale = 0.0, 0.0
+    errs, scales = [], []
     for xi in xs:
         xn = (
             xi
@@ -918,13 +1081,21 @@ def _verify(run_old, run_new, x, kept_inputs, num_inputs, num_random, seed, rtol
         )
         a, b = run_old(xi), run_new(xn)
         for la, lb in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-            err = max(err, float(jnp.max(jnp.abs(la - lb))) if np.size(la) else 0.0)
-            scale = max(scale, float(jnp.max(jnp.abs(la))) if np.size(la) else 0.0)
+            if np.size(la):
+                errs.append(jnp.max(jnp.abs(la - lb)))
+                scales.append(jnp.max(jnp.abs(la)))
+    err = max((float(_host(e)) for e in errs), default=0.0)
+    scale = max((float(_host(s)) for s in scales), default=0.0)
     if not err <= atol + rtol * scale:
         raise RuntimeError(
             f"compaction verification failed: outputs differ by {err:.3g} "
-            f"(output scale {scale:.3g}); the original model is unchanged. Please report "
-            "this graph; pass strict=True to see which operations were not understood."
+            f"(output scale {scale:.3g}); the original model is unchanged. "
+            + (
+                "Check the declared structure= links (layer paths, block, act)."
+                if declared
+                else "Please report this graph; pass strict=True to see which "
+                "operations were not understood."
+            )
         )
     return err
 
@@ -935,6 +1106,7 @@ def compact(
     *,
     prune_inputs: bool = True,
     strict: bool = False,
+    structure: StructureSpec | None = None,
     num_random: int = 2,
     seed: int = 0,
     rtol: float = 1e-4,
@@ -955,6 +1127,12 @@ def compact(
         call the new model on ``x[..., report.kept_inputs]``.
       strict: raise ``ValueError`` naming the operations when the tracer meets one it
         cannot follow on a channel axis, instead of keeping those channels.
+      structure: connections the tracer cannot read, given explicitly: a list of
+        :class:`Link` or tuples ``(src, dst[, block[, act]])``, e.g.
+        ``[("fc1", "fc2", 1, jax.nn.relu)]`` (``fc1``'s units feed ``fc2`` through
+        ``relu``) or ``[("conv2", "fc1", 16)]`` (a 4x4xC map flattened into ``fc1``).
+        For those units the declaration replaces what the tracer found (including
+        the notes that kept them); the rest of the graph is still traced.
       num_random, seed, rtol, atol: the check run before returning: both models on
         the sample and ``num_random`` random inputs must agree to ``atol + rtol * scale``
         (``RuntimeError`` otherwise).
@@ -976,14 +1154,16 @@ def compact(
     def fn(ls, x):
         return nnx.merge(egraph, jax.tree.unflatten(etree, ls))(x)
 
-    w, keep = _analyse(fn, leaves, names, sample_input, prune_inputs, strict)
+    w, keep = _analyse(fn, leaves, names, sample_input, prune_inputs, strict, structure)
     new_leaves, selection = _fold_and_slice(w, leaves, keep)
     new_model = nnx.merge(graphdef, jax.tree.unflatten(treedef, new_leaves))
     _fix_nnx_sizes(new_model)
     ngraph, nstate = nnx.split(_nnx_eval(new_model))
+    # Parameters are passed as arguments: closed over, jit would copy them to the host
+    # and bake them into the program as constants.
     err = _verify(
-        jax.jit(lambda x: fn(leaves, x)),
-        jax.jit(lambda x: nnx.merge(ngraph, nstate)(x)),
+        functools.partial(jax.jit(fn), list(leaves)),
+        functools.partial(jax.jit(lambda s, x: nnx.merge(ngraph, s)(x)), nstate),
         sample_input,
         np.nonzero(keep[w.input_units])[0],
         len(w.input_units),
@@ -991,6 +1171,7 @@ def compact(
         seed,
         rtol,
         atol,
+        bool(structure),
     )
     return new_model, _build_report(w, names, leaves, new_leaves, keep, selection, err, 0)
 
@@ -1027,6 +1208,7 @@ def compact_linen(
     apply_kwargs: Mapping[str, Any] | None = None,
     prune_inputs: bool = True,
     strict: bool = False,
+    structure: StructureSpec | None = None,
     num_random: int = 2,
     seed: int = 0,
     rtol: float = 1e-4,
@@ -1044,7 +1226,8 @@ def compact_linen(
     :mod:`sparse_optax.models` do: ``module.clone(hidden=...)``), else the module is
     reused unchanged (right when only input features were removed, or nothing).
     ``widths`` maps a submodule path such as ``"fc1"`` or ``"block1/conv"`` to its new
-    number of output units.
+    number of output units. ``structure`` is as in :func:`compact`, with the same paths
+    (without the ``params`` collection name).
     """
     kwargs = dict(apply_kwargs or {})
     flat, treedef = jax.tree_util.tree_flatten_with_path(dict(variables))
@@ -1054,7 +1237,7 @@ def compact_linen(
     def fn(ls, x):
         return module.apply(jax.tree.unflatten(treedef, ls), x, **kwargs)
 
-    w, keep = _analyse(fn, leaves, names, sample_input, prune_inputs, strict)
+    w, keep = _analyse(fn, leaves, names, sample_input, prune_inputs, strict, structure)
     new_leaves, selection = _fold_and_slice(w, leaves, keep)
     new_vars = jax.tree.unflatten(treedef, new_leaves)
     report = _build_report(w, names, leaves, new_leaves, keep, selection, 0.0, 1)
@@ -1065,8 +1248,8 @@ def compact_linen(
     else:
         new_module = module
     report.max_abs_error = _verify(
-        jax.jit(lambda x: module.apply(variables, x, **kwargs)),
-        jax.jit(lambda x: new_module.apply(new_vars, x, **kwargs)),
+        functools.partial(jax.jit(fn), list(leaves)),
+        functools.partial(jax.jit(lambda v, x: new_module.apply(v, x, **kwargs)), new_vars),
         sample_input,
         report.kept_inputs,
         report.num_inputs,
@@ -1074,5 +1257,6 @@ def compact_linen(
         seed,
         rtol,
         atol,
+        bool(structure),
     )
     return new_module, new_vars, report

@@ -530,6 +530,32 @@ def tl1_group(
 # --------------------------------------------------------------------------- ADMM
 
 
+def keep_zeros(*, mask: MaskOrFn = None) -> optax.GradientTransformation:
+    """Zeroes the updates of parameters that are exactly zero: pruned weights stay pruned.
+
+    Chain it last, after the optimizer, to fine-tune a sparse model on its support
+    (``optax.chain(optax.adam(lr), sparse_optax.keep_zeros())``): an entry that is 0
+    gets update 0, so ``apply_updates`` leaves it at exactly 0, and the sparsity
+    pattern cannot grow back. Stateless; ``mask`` selects the leaves as for
+    :func:`proximal` (default: leaves with ``ndim >= 2``).
+    """
+
+    def update_fn(
+        updates: optax.Updates, state: optax.EmptyState, params: Params | None = None
+    ) -> tuple[optax.Updates, optax.EmptyState]:
+        _need_params(params, "keep_zeros")
+        u_leaves, treedef = jax.tree.flatten(updates)
+        p_leaves = treedef.flatten_up_to(params)
+        m_leaves = _mask_leaves(mask, params, treedef)
+        out = [
+            jnp.where(p == 0, jnp.zeros_like(u), u) if m else u
+            for u, p, m in zip(u_leaves, p_leaves, m_leaves, strict=True)
+        ]
+        return treedef.unflatten(out), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+
+
 class AdmmState(NamedTuple):
     """State of :func:`admm`.
 

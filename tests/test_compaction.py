@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
 import flax.linen as nn
 import flax.serialization
 import jax
@@ -319,6 +325,89 @@ def test_unsupported_operator_keeps_or_raises():
         so.compact(m, x, strict=True)
 
 
+# ---------------------------------------------------------------------------- structure=
+
+
+def _np_softplus(h: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, h).astype(h.dtype)
+
+
+def _opaque_softplus(h: jax.Array) -> jax.Array:
+    """softplus computed on the host: per unit, but invisible to the tracer."""
+    out = jax.ShapeDtypeStruct(h.shape, h.dtype)
+    return jax.pure_callback(_np_softplus, out, h, vmap_method="broadcast_all")
+
+
+class Opaque(nnx.Module):
+    def __init__(self, *, rngs: nnx.Rngs):
+        self.a = nnx.Linear(6, 8, rngs=rngs)
+        self.b = nnx.Linear(8, 3, rngs=rngs)
+
+    def __call__(self, x):
+        return self.b(_opaque_softplus(self.a(x)))
+
+
+def test_explicit_structure_through_opaque_operation():
+    m = Opaque(rngs=nnx.Rngs(12))
+    _set_bias(m.a.bias, 12)
+    _zero(m.a.kernel, (slice(None), slice(0, 3)))  # constant softplus(bias), folded
+    _zero(m.b.kernel, (slice(5, 7), slice(None)))  # unread
+    x = jax.random.normal(jax.random.key(12), (4, 6))
+
+    kept, report = so.compact(m, x)
+    assert kept.a.kernel.shape == (6, 8)
+    assert report.notes == [
+        "unsupported operation 'pure_callback': kept the channels of a/bias, a/kernel"
+    ]
+
+    link = so.Link("a", "b", act=jax.nn.softplus)
+    new, report = so.compact(m, x, structure=[link])
+    assert new.a.kernel.shape == (6, 3) and new.a.bias.shape == (3,)
+    assert new.b.kernel.shape == (3, 3) and new.b.in_features == 3
+    assert report.notes == [] and report.widths["a"] == 3
+    _check(m, new, x, report)
+
+    # A wrong declaration (identity instead of softplus) folds wrong constants: the
+    # output check refuses it.
+    with pytest.raises(RuntimeError, match="structure= links"):
+        so.compact(m, x, structure=[("a", "b")])
+    with pytest.raises(ValueError, match="block 2 = 16"):
+        so.compact(m, x, structure=[("a", "b", 2)])
+    with pytest.raises(ValueError, match="no parameter 'c/kernel'"):
+        so.compact(m, x, structure=[("a", "c")])
+
+
+class _OpaqueConvNet(nn.Module):
+    width: int = 4
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.Conv(self.width, (3, 3), padding="VALID", name="conv")(x)
+        h = _opaque_softplus(h)
+        return nn.Dense(3, name="fc")(h.reshape(h.shape[0], -1))
+
+
+def test_explicit_structure_conv_flatten_linen():
+    net = _OpaqueConvNet()
+    x = jax.random.normal(jax.random.key(13), (2, 6, 6, 2))
+    v = jax.tree.map(np.array, net.init(jax.random.key(0), x))
+    v["params"]["conv"]["kernel"][..., 0] = 0.0  # constant map softplus(bias[0])
+    v["params"]["conv"]["bias"][:] = [1.5, -0.5, 0.3, 0.7]
+    v["params"]["fc"]["kernel"][3::4] = 0.0  # channel 3 of the flattened 4x4x4 map
+    v = jax.tree.map(jnp.asarray, v)
+    new_net, new_vars, report = so.compact_linen(
+        net,
+        v,
+        x,
+        structure=[("conv", "fc", 16, jax.nn.softplus)],
+        rebuild=lambda m, w: m.clone(width=w["conv"]),
+    )
+    assert new_vars["params"]["conv"]["kernel"].shape == (3, 3, 2, 2)
+    assert new_vars["params"]["fc"]["kernel"].shape == (32, 3)
+    assert report.notes == []
+    np.testing.assert_allclose(new_net.apply(new_vars, x), net.apply(v, x), **TOL)
+
+
 # ---------------------------------------------------------------------------- state
 
 
@@ -385,3 +474,124 @@ class _SmallNet(nn.Module):
         x = nn.Conv(self.width, (3, 3), padding="VALID", use_bias=False, name="conv")(x)
         x = nn.relu(nn.BatchNorm(use_running_average=True, name="bn")(x))
         return nn.Dense(3, name="fc")(x.reshape(x.shape[0], -1))
+
+
+# ---------------------------------------------------------------------------- sharded params
+
+_SHARDED = textwrap.dedent(
+    """
+    import json
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from flax import nnx
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as PS
+
+    import sparse_optax as so
+    import sparse_optax.compaction as sc
+    from jax._src.array import ArrayImpl
+    from sparse_optax.models import LeNet300100
+
+    # On CPU, jax.transfer_guard does not see np.asarray (zero-copy), so watch the two
+    # ways a weight could reach the host: numpy calls made by the compaction module
+    # and Array._value (float(), __array__, device_get).
+    copied, watching = [], [False]
+
+    class NumpyWatch:
+        def __getattr__(self, name):
+            f = getattr(np, name)
+            if name in ("size", "ndim", "shape") or isinstance(f, (type, np.ufunc)):
+                return f
+            if not callable(f):
+                return f
+            def call(*args, **kwargs):
+                for a in (*args, *kwargs.values()):
+                    if isinstance(a, jax.Array) and a.ndim > 1:
+                        copied.append(("np." + name, a.shape))
+                return f(*args, **kwargs)
+            return call
+
+    sc.np = NumpyWatch()
+    value = ArrayImpl._value
+    def watched(self):
+        if watching[0] and self.ndim > 1:
+            copied.append(("_value", self.shape))
+        return value.fget(self)
+    ArrayImpl._value = property(watched)
+
+    assert jax.device_count() == 8, jax.device_count()
+    mesh = Mesh(np.array(jax.devices()).reshape(2, 4), ("data", "model"))
+    m = LeNet300100(rngs=nnx.Rngs(0))
+    r = np.random.default_rng(0)
+    k1, k2 = np.array(m.fc1.kernel[...]), np.array(m.fc2.kernel[...])
+    k1[:, r.choice(300, 180, replace=False)] = 0.0  # 120 fc1 units left
+    k1[r.choice(784, 300, replace=False)] = 0.0  # 484 inputs left
+    k2[:, :40] = 0.0  # 60 fc2 units left
+    m.fc1.kernel[...], m.fc2.kernel[...] = jnp.asarray(k1), jnp.asarray(k2)
+    m.fc1.bias[...] = jnp.asarray(r.normal(size=300), jnp.float32)
+    m.fc2.bias[...] = jnp.asarray(r.normal(size=100), jnp.float32)
+    specs = {
+        "fc1": {"kernel": PS(None, "model"), "bias": PS("model")},
+        "fc2": {"kernel": PS(None, "model"), "bias": PS("model")},
+        "fc3": {"kernel": PS("model", None), "bias": PS()},
+    }
+    for layer, spec in specs.items():
+        for name, ps in spec.items():
+            var = getattr(getattr(m, layer), name)
+            var[...] = jax.device_put(var[...], NamedSharding(mesh, ps))
+    x = jax.random.normal(jax.random.key(0), (8, 784))
+    want = np.asarray(m(x))
+    watching[0] = True
+    new, report = so.compact(m, x)
+    watching[0] = False
+    got = np.asarray(new(x[:, report.kept_inputs]))
+    out = {}
+    for layer in specs:
+        for name in ("kernel", "bias"):
+            v = getattr(getattr(new, layer), name)[...]
+            out[layer + "/" + name] = {
+                "shape": list(v.shape),
+                "devices": sorted(d.id for d in v.sharding.device_set),
+                "same_layout": v.sharding.is_equivalent_to(
+                    NamedSharding(mesh, specs[layer][name]), v.ndim
+                ),
+            }
+    print("RESULT" + json.dumps({
+        "leaves": out,
+        "mesh": sorted(d.id for d in mesh.devices.flat),
+        "max_diff": float(np.max(np.abs(got - want))),
+        "host_copies": [list(map(str, c)) for c in copied],
+        "kept_inputs": len(report.kept_inputs),
+    }))
+    """
+)
+
+
+def test_sharded_params_stay_on_their_devices():
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (
+        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    ).strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    proc = subprocess.run(
+        [sys.executable, "-c", _SHARDED], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
+    result = json.loads(line[len("RESULT") :])
+    assert result["max_diff"] <= 1e-5
+    assert result["host_copies"] == []  # no weight matrix was copied to the host
+    assert result["kept_inputs"] == 484
+    shapes = {k: tuple(v["shape"]) for k, v in result["leaves"].items()}
+    assert shapes == {
+        "fc1/kernel": (484, 120),
+        "fc1/bias": (120,),
+        "fc2/kernel": (120, 60),
+        "fc2/bias": (60,),
+        "fc3/kernel": (60, 10),
+        "fc3/bias": (10,),
+    }
+    for name, leaf in result["leaves"].items():
+        assert leaf["devices"] == result["mesh"], name  # not gathered onto one device
+        # The new sizes are divisible by the 'model' axis, so the layout is unchanged.
+        assert leaf["same_layout"], name

@@ -459,3 +459,23 @@ def test_admm_l0_beats_magnitude_pruning():
     pruned = jnp.where(jnp.abs(dense) >= thresh, dense, 0.0)
     assert int(jnp.sum(pruned != 0)) == nnz
     assert float(loss({"w": z})) < 0.5 * float(loss({"w": pruned}))
+
+
+def test_keep_zeros_freezes_the_support_and_passes_the_rest():
+    params = {
+        "w": jnp.array([[0.0, 1.0], [2.0, 0.0]]),
+        "b": jnp.array([0.0, 3.0]),
+    }
+    grads = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
+    tx = optax.chain(optax.adam(0.1), so.keep_zeros())
+    state = tx.init(params)
+    p = params
+    for _ in range(3):
+        upd, state = tx.update(grads, state, p)
+        p = optax.apply_updates(p, upd)
+    # Zero kernel entries stay exactly zero; nonzero ones and the 1-D bias move.
+    assert p["w"][0, 0] == 0 and p["w"][1, 1] == 0
+    assert p["w"][0, 1] != 1.0 and p["w"][1, 0] != 2.0
+    assert p["b"][0] != 0  # biases are not masked by default
+    with pytest.raises(ValueError, match="parameters"):
+        so.keep_zeros().update(grads, optax.EmptyState(), None)
