@@ -552,7 +552,7 @@ class _Walker:
         if xc in xi.lab:
             self.uf.union(xi.lab[xc], in_units)
         n_in = len(in_units)
-        const, uniform, nz, ksum = self._stat(
+        const, uniform, zero, nz, ksum = self._stat(
             lambda x, k: _edge_stats(jnp.moveaxis(x, xc, -1).reshape(-1, n_in), prep(k)), x, k
         )
         uniform = _host(uniform)
@@ -566,7 +566,7 @@ class _Walker:
             const=const,
             in_dep=_host(in_dep),
             uniform=uniform,
-            is_zero=uniform & _host(const == 0),
+            is_zero=uniform & _host(zero),
             padded=padded,
             flops_per_pair=flops,
             out_var=eqn.outvars[0],
@@ -579,7 +579,7 @@ class _Walker:
         if isinstance(e.nz, np.ndarray):  # recording pass: placeholders only
             dep_out = (dep_in @ e.nz) > 0
         else:
-            dep_out = _host(jnp.asarray(dep_in) @ e.nz) > 0
+            dep_out = _host(_reach(dep_in, e.nz))
         return _Info(lab={axis: e.out_units}, dep={axis: dep_out}, base=False)
 
 
@@ -603,7 +603,21 @@ def _edge_stats(xm: jax.Array, kernel: jax.Array):
     const = xm[0]
     uniform = jnp.all(jnp.abs(xm - const) <= 1e-6 * (1.0 + jnp.abs(const)), axis=0)
     nz = jnp.any(kernel != 0, axis=0).astype(jnp.float32)
-    return const, uniform, nz, jnp.sum(kernel, axis=0)
+    return const, uniform, const == 0, nz, jnp.sum(kernel, axis=0)
+
+
+# Small per-unit products with the (in, out) nonzero pattern, run where it lives. Jitted
+# so that each shape costs one compilation instead of one per eager operation.
+@jax.jit
+def _reach(dep_in: jax.Array, nz: jax.Array) -> jax.Array:
+    """Output units reached from the flagged input units."""
+    return (dep_in.astype(jnp.float32) @ nz) > 0
+
+
+@jax.jit
+def _alive_rows(nz: jax.Array, kept_out: jax.Array) -> jax.Array:
+    """Input units with a nonzero weight to some kept output unit."""
+    return (nz @ kept_out.astype(jnp.float32)) > 0
 
 
 def _reshape_blocks(src: Sequence[int], dst: Sequence[int]):
@@ -644,7 +658,10 @@ class Link(NamedTuple):
     ``"block1/conv"``). A unit is then removed when all of ``dst``'s weights for it are
     zero, or when all of ``src``'s incoming weights are zero: it outputs the constant
     ``act(bias)``, which is folded into ``dst``'s bias. ``act`` must be what the model
-    computes per unit between the two layers; ``None`` means the identity.
+    computes per unit between the two layers; ``None`` means the identity. Whatever
+    lies between them must act per unit and hold no parameters of its own (a BatchNorm
+    there is not covered). A wrong declaration is caught by the output check, which
+    raises ``RuntimeError`` and leaves the model unchanged.
     """
 
     src: str
@@ -669,7 +686,8 @@ def _find_leaf(names: Sequence[tuple[str, ...]], module: str, leaf: str) -> int 
 
 
 def _link_arrays(ksrc, bias, kdst, n: int, act):
-    # Runs where the parameters live: only the (n,) dependence vector goes to the host.
+    # Runs where the parameters live; only per-unit vectors (dep, const == 0) are copied
+    # to the host afterwards.
     dep = jnp.any(ksrc != 0, axis=tuple(range(ksrc.ndim - 1)))
     n_in, n_out = kdst.shape[-2], kdst.shape[-1]
     taps = kdst.reshape(-1, n_in, n_out)  # HWIO / (in, out): input axis is -2
@@ -775,8 +793,7 @@ def _decide(w: _Walker) -> np.ndarray:
     while True:
         bad = np.zeros(n, bool)
         for e in w.edges:
-            kept_out = jnp.asarray(~removed[roots[e.out_units]], jnp.float32)
-            row_alive = _host(e.nz @ kept_out) > 0
+            row_alive = _host(_alive_rows(e.nz, ~removed[roots[e.out_units]]))
             foldable = e.target is not None and not e.padded
             const = ~e.in_dep & e.uniform & (e.is_zero | foldable)
             bad[roots[e.in_units[row_alive & ~const]]] = True
@@ -794,12 +811,12 @@ def _fold_and_slice(w: _Walker, leaves: list[jax.Array], keep: np.ndarray):
         if gone.any() and e.target is not None:
             leaf, axis, pos, sign = e.target
             statics.append((leaf, axis, sign))
-            arrays.append((jnp.asarray(pos, jnp.int32), jnp.asarray(gone), e.const, e.kernel))
+            arrays.append((pos.astype(np.int32), gone, e.const, e.kernel))
     selection = []
     for units in w.leaf_units:
         sel = {a: np.nonzero(keep[u])[0] for a, u in enumerate(units) if not keep[u].all()}
         selection.append(sel)
-    index = [{a: jnp.asarray(i, jnp.int32) for a, i in sel.items()} for sel in selection]
+    index = [{a: i.astype(np.int32) for a, i in sel.items()} for sel in selection]
 
     def apply(leaves, arrays, index):
         leaves = list(leaves)
@@ -1064,28 +1081,39 @@ def _analyse(fn, leaves, names, x, prune_inputs, strict, structure):
     return w, keep
 
 
+@functools.partial(jax.jit, static_argnums=2)
+def _random_inputs(x: jax.Array, key: jax.Array, n: int) -> list[jax.Array]:
+    mean, std = jnp.mean(x), jnp.std(x) + 1.0
+    return [
+        (jax.random.normal(k, x.shape, x.dtype) * std + mean).astype(x.dtype)
+        for k in jax.random.split(key, n)
+    ]
+
+
+@jax.jit
+def _differences(a: Any, b: Any) -> jax.Array:
+    """``(max |a - b|, max |a|)`` over all output leaves."""
+    pairs = [
+        (jnp.max(jnp.abs(la - lb)), jnp.max(jnp.abs(la)))
+        for la, lb in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+        if la.size
+    ]
+    if not pairs:
+        return jnp.zeros(2, jnp.float32)
+    return jnp.max(jnp.asarray(pairs, jnp.float32), axis=0)
+
+
 def _verify(run_old, run_new, x, kept_inputs, num_inputs, num_random, seed, rtol, atol, declared):
     x = jnp.asarray(x)
     xs = [x]
-    key = jax.random.key(seed)
-    if jnp.issubdtype(x.dtype, jnp.floating):
-        mean, std = jnp.mean(x), jnp.std(x) + 1.0
-        for k in jax.random.split(key, num_random):
-            xs.append((jax.random.normal(k, x.shape, x.dtype) * std + mean).astype(x.dtype))
-    errs, scales = [], []
+    if jnp.issubdtype(x.dtype, jnp.floating) and num_random > 0:
+        xs += _random_inputs(x, jax.random.key(seed), num_random)
+    index = None if len(kept_inputs) == num_inputs else jnp.asarray(kept_inputs)
+    errs = []
     for xi in xs:
-        xn = (
-            xi
-            if len(kept_inputs) == num_inputs
-            else jnp.take(xi, jnp.asarray(kept_inputs), axis=-1)
-        )
-        a, b = run_old(xi), run_new(xn)
-        for la, lb in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-            if np.size(la):
-                errs.append(jnp.max(jnp.abs(la - lb)))
-                scales.append(jnp.max(jnp.abs(la)))
-    err = max((float(_host(e)) for e in errs), default=0.0)
-    scale = max((float(_host(s)) for s in scales), default=0.0)
+        xn = xi if index is None else _take(xi, {xi.ndim - 1: index})
+        errs.append(_differences(run_old(xi), run_new(xn)))
+    err, scale = (float(v) for v in np.max([_host(e) for e in errs], axis=0))
     if not err <= atol + rtol * scale:
         raise RuntimeError(
             f"compaction verification failed: outputs differ by {err:.3g} "
