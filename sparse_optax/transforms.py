@@ -609,10 +609,10 @@ def admm(
         ...  # train as usual: updates, state = tx.update(grads, state, params)
         sparse = sparse_optax.admm_params(state, params)  # z: the model to deploy
         # Optional fine-tuning on the support of z, keeping zeros exactly zero:
-        support = jax.tree.map(lambda w: w != 0, sparse)
-        keep = optax.stateless(
-            lambda upd, _: jax.tree.map(lambda d, s: jnp.where(s, d, 0), upd, support))
-        tx_ft = optax.chain(optax.adam(1e-4), keep)
+        tx_ft = optax.chain(optax.adam(1e-4), sparse_optax.keep_zeros())
+
+    A prox hyperparameter named like one of ``admm``'s own (capped-l1's ``rho``) is bound
+    first: ``admm(functools.partial(prox_capped_l1, rho=50.0), lam, rho_admm)``.
 
     Args:
       prox_fn: ``prox_fn(x, step, lam, **prox_kwargs)``, e.g. :func:`sparse_optax.prox_l0`.

@@ -260,6 +260,13 @@ def test_float32_accuracy_against_float64_closed_form(name, fast, ref, tau):
     assert np.all(err[far] <= 4 * ulp[far]), np.max(err[far] / ulp[far])
 
 
+@pytest.mark.parametrize("name,fast,ref", ACCURACY, ids=[a[0] for a in ACCURACY])
+@pytest.mark.parametrize("tau", [1e-6, 50.0])
+def test_float32_accuracy_extreme_strengths(name, fast, ref, tau):
+    """The polynomial/Halley fast paths hold for very weak and very strong thresholds."""
+    test_float32_accuracy_against_float64_closed_form(name, fast, ref, tau)
+
+
 # ----------------------------------------------------------------------------- groups
 
 
@@ -342,6 +349,49 @@ def test_group_global_optimality(op, members, n):
     tol = 1e-6 * np.abs(f_best) + 1e-12
     worst = np.argmax(gap - tol)
     assert np.all(gap <= tol), (op.name, x[worst], f_ours[worst], f_best[worst])
+
+
+def _exclusive_sort_ref(x, tau):
+    """Kong et al.'s sort-based formula, groups as columns, in float64."""
+    a = np.abs(x)
+    srt = -np.sort(-a, axis=0)
+    csum = np.cumsum(srt, axis=0)
+    k = np.arange(1, a.shape[0] + 1)[:, None]
+    s = np.max(np.where(srt > tau * csum / (1 + tau * k), k, 0), axis=0)
+    s_sum = np.where(s > 0, np.take_along_axis(csum, np.maximum(s - 1, 0)[None], 0)[0], 0.0)
+    theta = tau * s_sum / (1 + tau * s)
+    return np.sign(x) * np.maximum(a - theta, 0.0)
+
+
+@pytest.mark.parametrize("tau", [1e-5, 5e-3, 0.5, 50.0])
+def test_exclusive_long_groups_match_sort_formula(tau):
+    """Long groups (4096 members), several blocks plus a remainder, per-group strengths."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_t(3, size=(4096, 203)) * loguniform(rng, 0.01, 10, 203)
+    x[:, 7] = 0.0
+    x[::3, 11] = 2.5  # ties
+    taus = tau * loguniform(rng, 0.5, 2.0, 203)
+    with jax.enable_x64(True):
+        z = np.asarray(so.prox_exclusive(jnp.asarray(x), 1.0, jnp.asarray(taus)))
+        z_l1 = np.asarray(so.prox_l1_exclusive(jnp.asarray(x), 1.0, jnp.asarray(taus), 0.3))
+    want = _exclusive_sort_ref(x, taus)
+    np.testing.assert_allclose(z, want, rtol=1e-12, atol=1e-12 * np.abs(x).max())
+    assert np.array_equal(z == 0, want == 0)
+    soft = np.sign(x) * np.maximum(np.abs(x) - 0.3 * taus, 0)
+    np.testing.assert_allclose(
+        z_l1, _exclusive_sort_ref(soft, 0.7 * taus), rtol=1e-12, atol=1e-12 * np.abs(x).max()
+    )
+    # float32, groups along axis 0 (transposed layout): within float32 rounding.
+    z32 = np.asarray(so.prox_exclusive(jnp.asarray(x.T, jnp.float32), 1.0, taus[:, None], axis=0))
+    np.testing.assert_allclose(z32.T, want, rtol=2e-5, atol=2e-6 * np.abs(x).max())
+
+
+def test_exclusive_nan_poisons_only_its_group():
+    x = np.random.default_rng(13).normal(size=(4096, 300)).astype(np.float32)
+    x[5, 150] = np.nan
+    z = np.asarray(so.prox_exclusive(jnp.asarray(x), 1.0, 0.01))
+    assert np.all(np.isnan(z[:, 150]))
+    assert not np.any(np.isnan(np.delete(z, 150, axis=1)))
 
 
 # Worst relative objective excess (f_split - f_min) / f_min of the tl1_group splitting
@@ -578,3 +628,21 @@ def test_rejects_bad_input(name, fn):
 def test_rejects_invalid_shape_parameters(call, param):
     with pytest.raises(ValueError, match=param):
         call(jnp.ones((3, 3)))
+
+
+@pytest.mark.parametrize(
+    "name,fn",
+    [(n, f) for n, f in ALL_OPS if n not in GROUP_NAMES],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_extreme_magnitudes(name, fn, dtype):
+    # Far beyond every threshold the prox is (to rounding) the identity; infinities
+    # pass through with their sign, and nothing turns into NaN or a wrong zero.
+    with jax.enable_x64(dtype == jnp.float64):
+        big = float(jnp.finfo(dtype).max) / 2
+        x = jnp.asarray([jnp.inf, -jnp.inf, big, -big, 1e38, -3e30, 1e20], dtype)
+        z = np.asarray(fn(x, 0.5, 0.4), np.float64)
+    xs = np.asarray(x, np.float64)
+    assert np.all(z[:2] == xs[:2])
+    np.testing.assert_allclose(z[2:], xs[2:], rtol=1e-6)

@@ -1,0 +1,266 @@
+"""Throughput of every prox operator against the memory-bandwidth limit.
+
+For each operator of the catalog, on N elements (16M by default) of float32 and
+bfloat16, this measures the jitted operator (after warm-up, median of several runs)
+and reports GB/s counting the bytes read and written, and the ratio to a plain
+``x * c`` over the same array measured in the same process, interleaved with it
+(ref, op, ref in each round; median of the rounds' ratios). Two settings:
+
+* default: each call allocates its output, as a plain jitted call does; on CPU the
+  page faults of a fresh 64 MB output are part of both timings;
+* in place (``--in-place``, on by default): the input is donated and overwritten, as
+  in an optimizer step; this is the stricter measure of compute overhead.
+
+Peers are measured side by side where installed (jaxopt, PyProximal). Writes
+``benchmarks/results/prox_<backend>.json``.
+
+    python benchmarks/bench_prox.py            # full size
+    python benchmarks/bench_prox.py --quick    # 1M elements, fewer repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import sparse_optax as so
+
+# Peak memory bandwidth (bytes/s) by device kind, from the vendors' data sheets.
+PEAK_BANDWIDTH = {
+    "H100 80GB HBM3": 3.35e12,
+    "NVIDIA H100 80GB HBM3": 3.35e12,
+    "NVIDIA H100 PCIe": 2.0e12,
+    "NVIDIA H200": 4.8e12,
+    "NVIDIA A100-SXM4-80GB": 2.039e12,
+    "NVIDIA A100-SXM4-40GB": 1.555e12,
+}
+
+ELEMENTWISE: dict[str, Callable] = {
+    "l1": lambda x: so.prox_l1(x, 0.1, 0.5),
+    "l0": lambda x: so.prox_l0(x, 0.1, 0.5),
+    "half": lambda x: so.prox_half(x, 0.1, 0.5),
+    "two_thirds": lambda x: so.prox_two_thirds(x, 0.1, 0.5),
+    "tl1": lambda x: so.prox_tl1(x, 0.1, 0.5, 1.0),
+    "capped_l1": lambda x: so.prox_capped_l1(x, 0.1, 0.5, 5.0),
+    "mcp": lambda x: so.prox_mcp(x, 0.1, 0.5, 3.0),
+    "scad": lambda x: so.prox_scad(x, 0.1, 0.5, 3.7),
+}
+GROUP: dict[str, Callable] = {
+    "group_lasso": lambda x: so.prox_group_lasso(x, 0.1, 0.5),
+    "exclusive": lambda x: so.prox_exclusive(x, 0.1, 0.05),
+    "sparse_group_lasso": lambda x: so.prox_sparse_group_lasso(x, 0.1, 0.5, 0.5),
+    "l1_exclusive": lambda x: so.prox_l1_exclusive(x, 0.1, 0.05, 0.5),
+    "tl1_group": lambda x: so.prox_tl1_group(x, 0.1, 0.5, 1.0, 0.5),
+}
+
+
+def _timer(fn: Callable, x, donate: bool) -> Callable[[], float]:
+    """One timed call of the jitted ``fn`` on ``x``, compiled and warmed up.
+
+    With ``donate`` the input buffer is donated, so the output is written in place as
+    in an optimizer step; the fresh copy it consumes is made outside the timing.
+    """
+    jf = jax.jit(fn, donate_argnums=(0,) if donate else ())
+
+    def once() -> float:
+        arg = jnp.copy(x) if donate else x
+        jax.block_until_ready(arg)
+        t0 = time.perf_counter()
+        jax.block_until_ready(jf(arg))
+        return time.perf_counter() - t0
+
+    once()
+    once()
+    return once
+
+
+def _time_vs_ref(fn: Callable, ref: Callable, x, repeats: int, rounds: int, donate: bool):
+    """Median time of ``fn`` and of ``ref``, and the median over rounds of their ratio.
+
+    Each round times ``ref``, ``fn``, ``ref`` (median of ``repeats`` calls each), so
+    that load from other processes affects both sides of every ratio alike.
+    """
+    t_fn, t_ref = _timer(fn, x, donate), _timer(ref, x, donate)
+    ratios, fs, rs = [], [], []
+    for _ in range(rounds):
+        r0 = np.median([t_ref() for _ in range(repeats)])
+        f = np.median([t_fn() for _ in range(repeats)])
+        r1 = np.median([t_ref() for _ in range(repeats)])
+        ratios.append(0.5 * (r0 + r1) / f)
+        fs.append(f)
+        rs.append(0.5 * (r0 + r1))
+    return float(np.median(fs)), float(np.median(rs)), float(np.median(ratios))
+
+
+def _time_numpy(fn: Callable, x: np.ndarray, repeats: int) -> float:
+    fn(x)
+    times = []
+    for _ in range(max(3, repeats // 3)):
+        t0 = time.perf_counter()
+        fn(x)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def _peers(x32: np.ndarray, shape: tuple[int, int]) -> dict[str, Callable]:
+    peers: dict[str, Callable] = {}
+    try:
+        from jaxopt import prox as jprox  # type: ignore[import-not-found]
+
+        peers["jaxopt.prox_lasso"] = ("jax", jax.jit(lambda x: jprox.prox_lasso(x, 0.5, 0.1)))
+        peers["jaxopt.prox_group_lasso"] = (
+            "jax",
+            jax.jit(
+                jax.vmap(lambda col: jprox.prox_group_lasso(col, 0.5, 0.1), in_axes=1, out_axes=1)
+            ),
+        )
+    except ImportError:
+        pass
+    try:
+        import pyproximal  # type: ignore[import-not-found]
+
+        peers["pyproximal.L1"] = ("numpy", lambda x: pyproximal.L1(sigma=0.5).prox(x, 0.1))
+        peers["pyproximal.L0"] = ("numpy", lambda x: pyproximal.L0(sigma=0.5).prox(x, 0.1))
+        peers["pyproximal.SCAD"] = (
+            "numpy",
+            lambda x: pyproximal.SCAD(sigma=0.5, a=3.7).prox(x, 0.1),
+        )
+        peers["pyproximal.L21"] = (
+            "numpy",
+            # L21 groups x.reshape(ndim, -1) along axis 0: the columns, as ours.
+            lambda x: pyproximal.L21(ndim=shape[0], sigma=0.5).prox(x.ravel(), 0.1),
+        )
+    except ImportError:
+        pass
+    return peers
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", type=int, default=1 << 24)
+    ap.add_argument("--repeats", type=int, default=7, help="timed calls per round")
+    ap.add_argument("--rounds", type=int, default=3, help="ref/op/ref rounds; median ratio")
+    ap.add_argument(
+        "--in-place",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time with the input donated (output written in place)",
+    )
+    ap.add_argument("--dtypes", default="float32,bfloat16")
+    ap.add_argument("--quick", action="store_true", help="1M elements, 5 repeats")
+    ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/)")
+    ap.add_argument("--no-peers", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.size, args.repeats, args.rounds = 1 << 20, 5, 2
+
+    backend = jax.default_backend()
+    device = jax.devices()[0]
+    kind = getattr(device, "device_kind", str(device))
+    peak = PEAK_BANDWIDTH.get(kind)
+    cols = 4096 if args.size >= 4096 * 64 else 256
+    shape = (args.size // cols, cols)
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=shape).astype(np.float32)
+
+    rows = []
+    print(f"backend={backend} device={kind} jax={jax.__version__} shape={shape}")
+    header = f"{'operator':28s} {'dtype':9s} {'ms':>8s} {'GB/s':>8s} {'vs x*c':>7s}"
+    if args.in_place:
+        header += f" {'ms (i-p)':>8s} {'GB/s':>8s} {'vs x*c':>7s}"
+    if peak:
+        header += f" {'% peak':>7s}"
+    print(header)
+    ref = lambda x: x * jnp.asarray(1.0001, x.dtype)  # noqa: E731
+    for dname in args.dtypes.split(","):
+        dtype = jnp.dtype(dname)
+        x = jax.device_put(jnp.asarray(base, dtype))
+        nbytes = 2 * x.size * dtype.itemsize
+        entries = [("x * c (reference)", ref)] + list({**ELEMENTWISE, **GROUP}.items())
+        for name, fn in entries:
+            t, t_ref, ratio = _time_vs_ref(fn, ref, x, args.repeats, args.rounds, False)
+            row = {
+                "operator": name,
+                "kind": "group" if name in GROUP else "elementwise",
+                "dtype": dname,
+                "seconds": t,
+                "gb_per_s": nbytes / t / 1e9,
+                "ratio_vs_x_times_c": ratio,
+                "x_times_c_seconds": t_ref,
+            }
+            line = f"{name:28s} {dname:9s} {t * 1e3:8.2f} {row['gb_per_s']:8.2f} {ratio:7.2f}"
+            if args.in_place:
+                t, t_ref, ratio = _time_vs_ref(fn, ref, x, args.repeats, args.rounds, True)
+                row.update(
+                    in_place_seconds=t,
+                    in_place_gb_per_s=nbytes / t / 1e9,
+                    in_place_ratio_vs_x_times_c=ratio,
+                    in_place_x_times_c_seconds=t_ref,
+                )
+                line += f" {t * 1e3:8.2f} {nbytes / t / 1e9:8.2f} {ratio:7.2f}"
+            if peak:
+                row["fraction_of_peak_bandwidth"] = nbytes / row["seconds"] / peak
+                line += f" {100 * row['fraction_of_peak_bandwidth']:6.1f}%"
+            rows.append(row)
+            print(line, flush=True)
+        if dname == "float32" and not args.no_peers:
+            # A NumPy peer allocates its output like the non-donated jitted call, so
+            # it is compared with the same x * c reference (timed here).
+            once = _timer(ref, x, False)
+            t_ref = float(np.median([once() for _ in range(args.repeats)]))
+            for name, (lib, fn) in _peers(base, shape).items():
+                if lib == "jax":
+                    t, _, ratio = _time_vs_ref(fn, ref, x, args.repeats, args.rounds, False)
+                else:
+                    t = _time_numpy(fn, base, args.repeats)
+                    ratio = t_ref / t
+                rows.append(
+                    {
+                        "operator": name,
+                        "kind": "peer",
+                        "dtype": dname,
+                        "seconds": t,
+                        "gb_per_s": nbytes / t / 1e9,
+                        "ratio_vs_x_times_c": ratio,
+                    }
+                )
+                print(
+                    f"{name:28s} {dname:9s} {t * 1e3:8.2f} {nbytes / t / 1e9:8.2f} {ratio:7.2f}",
+                    flush=True,
+                )
+
+    result = {
+        "benchmark": "prox throughput",
+        "backend": backend,
+        "device": kind,
+        "peak_bandwidth_bytes_per_s": peak,
+        "jax_version": jax.__version__,
+        "machine": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": __import__("os").cpu_count(),
+        "elements": int(np.prod(shape)),
+        "shape": list(shape),
+        "repeats": args.repeats,
+        "rounds": args.rounds,
+        "note": (
+            "ratio_vs_x_times_c: both calls allocate their output (page faults included);"
+            " in_place_*: input donated, output written in place, as in an optimizer step"
+        ),
+        "rows": rows,
+    }
+    out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"prox_{backend}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

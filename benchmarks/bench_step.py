@@ -1,0 +1,210 @@
+"""Cost of a proximal transform inside an optimizer step, relative to plain SGD.
+
+(a) update only: ``tx.update`` jitted together with ``optax.apply_updates`` on a
+    10M-parameter pytree of Dense-like kernels (ten ``(1000, 1000)`` kernels, each with
+    a bias, which the default mask leaves alone), ``chain(sgd, X)`` against ``sgd``;
+(b) a full jitted training step (forward, backward, update) of LeNet-300-100
+    (784-300-100-10 MLP, relu) on MNIST-shaped batches of 256, with and without X.
+
+Both are timed after warm-up, parameters and optimizer state donated, alternating the
+two programs in the same process; the ratio is the median over rounds of the ratio of
+per-round median times (robust to other processes sharing the cores). Writes
+``benchmarks/results/step_<backend>.json``.
+
+    python benchmarks/bench_step.py            # full
+    python benchmarks/bench_step.py --quick    # fewer repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import sparse_optax as so
+
+LR = 0.01
+TRANSFORMS: dict[str, Callable[[], optax.GradientTransformation]] = {
+    "soft_threshold": lambda: so.soft_threshold(1e-4),
+    "hard_threshold": lambda: so.hard_threshold(1e-4),
+    "half_threshold": lambda: so.half_threshold(1e-4),
+    "two_thirds_threshold": lambda: so.two_thirds_threshold(1e-4),
+    "transformed_l1": lambda: so.transformed_l1(1e-4, a=1.0),
+    "capped_l1": lambda: so.capped_l1(1e-4, rho=10.0),
+    "mcp": lambda: so.mcp(1e-4),
+    "scad": lambda: so.scad(1e-4),
+    "group_lasso": lambda: so.group_lasso(1e-4),
+    "exclusive_lasso": lambda: so.exclusive_lasso(1e-5),
+    "sparse_group_lasso": lambda: so.sparse_group_lasso(1e-4, alpha=0.5),
+    "l1_exclusive": lambda: so.l1_exclusive(1e-5, mu=0.5),
+    "tl1_group": lambda: so.tl1_group(1e-4, a=1.0, alpha=0.5),
+}
+GROUP = {"group_lasso", "exclusive_lasso", "sparse_group_lasso", "l1_exclusive", "tl1_group"}
+
+
+def _lenet() -> nn.Module:
+    try:
+        from sparse_optax.models import LeNet300100Linen
+
+        return LeNet300100Linen()
+    except ImportError:  # pragma: no cover - models.py not there yet
+
+        class MLP(nn.Module):
+            @nn.compact
+            def __call__(self, x):
+                x = x.reshape(x.shape[0], -1)
+                x = nn.relu(nn.Dense(300)(x))
+                x = nn.relu(nn.Dense(100)(x))
+                return nn.Dense(10)(x)
+
+        return MLP()
+
+
+def _median_time(step: Callable, carry, args, repeats: int):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        carry = step(*carry, *args)
+        jax.block_until_ready(carry)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), carry
+
+
+def _compare(make_step: Callable, init: Callable, args, tx_x, repeats: int, rounds: int):
+    """Median over rounds of t(chain(sgd, X)) / t(sgd), and the median times."""
+    progs = {}
+    for name, tx in (("sgd", optax.sgd(LR)), ("x", optax.chain(optax.sgd(LR), tx_x))):
+        step = jax.jit(make_step(tx), donate_argnums=(0, 1))
+        carry = init(tx)
+        for _ in range(2):  # compile, warm up
+            carry = step(*carry, *args)
+        jax.block_until_ready(carry)
+        progs[name] = [step, carry]
+    ratios, t_sgd, t_x = [], [], []
+    for _ in range(rounds):
+        ts = {}
+        for name in ("sgd", "x", "sgd"):
+            step, carry = progs[name]
+            t, progs[name][1] = _median_time(step, carry, args, repeats)
+            ts.setdefault(name, []).append(t)
+        base = float(np.mean(ts["sgd"]))
+        ratios.append(ts["x"][0] / base)
+        t_sgd.append(base)
+        t_x.append(ts["x"][0])
+    return float(np.median(ratios)), float(np.median(t_sgd)), float(np.median(t_x))
+
+
+def bench_update(names, repeats: int, rounds: int) -> list[dict]:
+    rng = np.random.default_rng(0)
+    params = {
+        f"dense_{i}": {
+            "kernel": jnp.asarray(rng.normal(size=(1000, 1000)) * 0.03, jnp.float32),
+            "bias": jnp.zeros((1000,), jnp.float32),
+        }
+        for i in range(10)
+    }
+    grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape) * 0.01, p.dtype), params)
+    n_params = sum(p.size for p in jax.tree.leaves(params))
+
+    def make_step(tx):
+        def step(params, state, grads):
+            updates, state = tx.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        return step
+
+    def init(tx):
+        p = jax.tree.map(jnp.copy, params)
+        return p, tx.init(p)
+
+    rows = []
+    print(f"(a) update only, {n_params / 1e6:.1f}M parameters: chain(sgd, X) / sgd")
+    for name in names:
+        ratio, t0, t1 = _compare(make_step, init, (grads,), TRANSFORMS[name](), repeats, rounds)
+        rows.append({"transform": name, "ratio": ratio, "sgd_ms": 1e3 * t0, "chain_ms": 1e3 * t1})
+        print(f"  {name:22s} {ratio:6.3f}   ({1e3 * t0:7.2f} ms -> {1e3 * t1:7.2f} ms)", flush=True)
+    return rows
+
+
+def bench_train(names, repeats: int, rounds: int, batch: int = 256) -> list[dict]:
+    model = _lenet()
+    rng = np.random.default_rng(1)
+    images = jnp.asarray(rng.uniform(size=(batch, 28, 28, 1)), jnp.float32)
+    labels = jnp.asarray(rng.integers(0, 10, size=(batch,)), jnp.int32)
+    params0 = model.init(jax.random.key(0), images)
+
+    def make_step(tx):
+        def step(params, state, images, labels):
+            def loss_fn(p):
+                logits = model.apply(p, images)
+                return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+            grads = jax.grad(loss_fn)(params)
+            updates, state = tx.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        return step
+
+    def init(tx):
+        p = jax.tree.map(jnp.copy, params0)
+        return p, tx.init(p)
+
+    rows = []
+    print(f"(b) LeNet-300-100 training step, batch {batch}: with X / without")
+    for name in names:
+        ratio, t0, t1 = _compare(
+            make_step, init, (images, labels), TRANSFORMS[name](), repeats, rounds
+        )
+        rows.append({"transform": name, "ratio": ratio, "sgd_ms": 1e3 * t0, "chain_ms": 1e3 * t1})
+        print(f"  {name:22s} {ratio:6.3f}   ({1e3 * t0:7.3f} ms -> {1e3 * t1:7.3f} ms)", flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=15, help="timed calls per round")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--only", default=None, help="comma-separated transform names")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    if args.quick:
+        args.repeats, args.rounds = 5, 3
+    names = args.only.split(",") if args.only else list(TRANSFORMS)
+    backend = jax.default_backend()
+    print(f"backend={backend} jax={jax.__version__} cpus={os.cpu_count()}")
+    update_rows = bench_update(names, args.repeats, args.rounds)
+    train_rows = bench_train(names, 4 * args.repeats, args.rounds)
+    result = {
+        "benchmark": "optimizer step overhead",
+        "backend": backend,
+        "device": getattr(jax.devices()[0], "device_kind", str(jax.devices()[0])),
+        "jax_version": jax.__version__,
+        "optax_version": optax.__version__,
+        "machine": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "repeats": args.repeats,
+        "rounds": args.rounds,
+        "update_only": {"parameters": 10_010_000, "rows": update_rows},
+        "train_step": {"model": "LeNet-300-100", "batch": 256, "rows": train_rows},
+        "group_transforms": sorted(GROUP),
+    }
+    out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"step_{backend}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

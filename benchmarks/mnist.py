@@ -1,0 +1,372 @@
+"""Reproduce (and beat) the published MNIST sparsity results, method by method.
+
+For LeNet-300-100 and LeNet-5-Caffe and each method (dense baseline, l1, l0, l1/2,
+l2/3, transformed l1 + group, l1,1 + l1,2, group lasso, capped-l1 via ADMM, global
+magnitude pruning at the same sparsity), this trains, compacts, evaluates and records
+test error, % zero weights, units kept per layer, parameters and FLOPs after
+compaction, wall time, seed and every hyperparameter. It writes
+``benchmarks/results/mnist.json``, ``mnist.md`` (mean +- std over seeds) and
+``mnist.png`` (test error vs fraction of weights kept).
+
+    python benchmarks/mnist.py --net lenet300 --seeds 0 1 2          # reported runs
+    python benchmarks/mnist.py --net lenet300 --method half --split val --lam 3e-4 5e-4
+    python benchmarks/mnist.py --quick                                 # CI smoke test
+
+Hyperparameters were chosen on a validation split carved from the training set
+(``--split val``: 5,000 training images held out, the test set untouched), never on
+the test set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+import sparse_optax as so
+from sparse_optax import data as data_lib
+from sparse_optax.models import LeNet5Caffe, LeNet300100
+from sparse_optax.training import evaluate, kernel_stats, train
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass
+class Config:
+    """One method's recipe. ``lam`` is the penalty strength; SGD with momentum 0.9 and
+    cosine decay from ``lr``; the prox uses the same learning rate (proximal SGD)."""
+
+    lam: float = 0.0
+    epochs: int = 20
+    lr: float = 0.1
+    finetune_epochs: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# Chosen on the validation split (see the module docstring); `--lam` overrides.
+CONFIGS: dict[str, dict[str, Config]] = {
+    "lenet300": {
+        "dense": Config(),
+        "l1": Config(lam=1e-4),
+        "l0": Config(lam=2e-4),
+        "half": Config(lam=5e-4),
+        "two_thirds": Config(lam=4e-4),
+        "tl1_group": Config(lam=1e-3, extra={"a": 0.5, "alpha": 0.8}),
+        "l1_exclusive": Config(lam=1e-4, extra={"mu": 0.9}),
+        "group_lasso": Config(lam=5e-3),
+        "capped_l1_admm": Config(lam=2e-4, finetune_epochs=5, extra={"rho": 1e-2, "cap": 50.0}),
+        "magnitude": Config(finetune_epochs=5, extra={"like": "half"}),
+    },
+    "lenet5": {
+        "dense": Config(epochs=15, lr=0.05),
+        "l1": Config(lam=1e-4, epochs=15, lr=0.05),
+        "l0": Config(lam=2e-4, epochs=15, lr=0.05),
+        "half": Config(lam=5e-4, epochs=15, lr=0.05),
+        "two_thirds": Config(lam=4e-4, epochs=15, lr=0.05),
+        "tl1_group": Config(lam=1e-3, epochs=15, lr=0.05, extra={"a": 0.5, "alpha": 0.8}),
+        "l1_exclusive": Config(lam=1e-4, epochs=15, lr=0.05, extra={"mu": 0.9}),
+        "group_lasso": Config(lam=5e-3, epochs=15, lr=0.05),
+        "capped_l1_admm": Config(
+            lam=2e-4, epochs=15, lr=0.05, finetune_epochs=5, extra={"rho": 1e-2, "cap": 50.0}
+        ),
+        "magnitude": Config(epochs=15, lr=0.05, finetune_epochs=5, extra={"like": "half"}),
+    },
+}
+METHODS = list(CONFIGS["lenet300"])
+
+
+def _penalty(method: str, lam: Any, lr: Any, extra: dict) -> optax.GradientTransformation:
+    kw = {"learning_rate": lr}
+    if method == "l1":
+        return so.soft_threshold(lam, **kw)
+    if method == "l0":
+        return so.hard_threshold(lam, **kw)
+    if method == "half":
+        return so.half_threshold(lam, **kw)
+    if method == "two_thirds":
+        return so.two_thirds_threshold(lam, **kw)
+    if method == "tl1_group":
+        return so.tl1_group(lam, a=extra["a"], alpha=extra["alpha"], **kw)
+    if method == "l1_exclusive":
+        return so.l1_exclusive(lam, mu=extra["mu"], **kw)
+    if method == "group_lasso":
+        return so.group_lasso(lam, **kw)
+    raise ValueError(f"no penalty for {method}")
+
+
+def _model(net: str, seed: int) -> nnx.Module:
+    rngs = nnx.Rngs(seed)
+    return LeNet300100(rngs=rngs) if net == "lenet300" else LeNet5Caffe(rngs=rngs)
+
+
+def _magnitude_prune(model: nnx.Module, sparsity: float) -> None:
+    """Global magnitude pruning of all kernels to ``sparsity`` (Han et al. 2015)."""
+    params = nnx.state(model, nnx.Param)
+    kernels = [v for p, v in nnx.to_flat_state(params) if p[-1] == "kernel"]
+    mags = jnp.concatenate([jnp.abs(k.get_value()).ravel() for k in kernels])
+    k = int(round(sparsity * mags.size))
+    thr = jnp.sort(mags)[k - 1] if k > 0 else -1.0
+    for v in kernels:
+        w = v.get_value()
+        v.set_value(jnp.where(jnp.abs(w) <= thr, 0.0, w))
+    nnx.update(model, params)
+
+
+def _units(net: str, model: nnx.Module, kept_inputs: np.ndarray) -> list[int]:
+    if net == "lenet300":
+        return [len(kept_inputs), *model.hidden]
+    c1, c2, h = model.features
+    return [c1, c2, model.fc1.in_features, h]
+
+
+def run(net: str, method: str, cfg: Config, seed: int, ds, sparsity_like: float | None) -> dict:
+    """Trains one model and returns its record."""
+    t0 = time.perf_counter()
+    x_train, y_train = ds.x_train, ds.y_train
+    x_eval, y_eval = ds.x_test, ds.y_test
+    if net == "lenet300":
+        x_train = x_train.reshape(len(x_train), -1)
+        x_eval = x_eval.reshape(len(x_eval), -1)
+    model = _model(net, seed)
+    bs = 128
+    spe = max(len(x_train) // bs, 1)
+    lr = optax.cosine_decay_schedule(cfg.lr, spe * cfg.epochs)
+    sgd = optax.sgd(lr, momentum=0.9)
+    lam = optax.linear_schedule(0.0, cfg.lam, spe)  # warm-up over the first epoch
+    common = dict(epochs=cfg.epochs, batch_size=bs, seed=seed, progress=False)
+
+    if method in ("dense", "magnitude"):
+        result = train(model, sgd, x_train, y_train, **common)
+    elif method == "capped_l1_admm":
+        e = cfg.extra
+        # The surrogate's own rho (the cap) is bound first: admm's rho is the ADMM penalty.
+        prox = functools.partial(so.prox_capped_l1, rho=e["cap"])
+        admm = so.admm(prox, lam, e["rho"], update_every=int(e.get("every", 1)))
+        result = train(model, optax.chain(admm, sgd), x_train, y_train, **common)
+        params = nnx.state(model, nnx.Param)
+        nnx.update(model, so.admm_params(result.opt_state, params))
+    else:
+        tx = optax.chain(sgd, _penalty(method, lam, lr, cfg.extra))
+        result = train(model, tx, x_train, y_train, **common)
+
+    if method == "magnitude":
+        if sparsity_like is None:
+            raise ValueError("magnitude pruning needs the sparsity of the method it mirrors")
+        _magnitude_prune(model, sparsity_like)
+    if cfg.finetune_epochs:
+        lr_ft = optax.cosine_decay_schedule(cfg.lr / 10, spe * cfg.finetune_epochs)
+        tx_ft = optax.chain(optax.sgd(lr_ft, momentum=0.9), so.keep_zeros())
+        train(model, tx_ft, x_train, y_train, **{**common, "epochs": cfg.finetune_epochs})
+
+    stats = kernel_stats(model)
+    small, report = so.compact(model, x_eval[:128])
+    x_small = x_eval if net == "lenet5" else x_eval[:, report.kept_inputs]
+    ev = evaluate(small, x_small, y_eval)
+    return {
+        "net": net,
+        "method": method,
+        "seed": seed,
+        "split": ds.eval_split,
+        "error": ev["error"],
+        "zero_fraction": stats["zero_fraction"],
+        "nonzero_weights": stats["nonzero"],
+        "weights": stats["weights"],
+        "units_kept": _units(net, small, report.kept_inputs),
+        "params_after": report.params_after,
+        "params_before": report.params_before,
+        "flops_after": report.flops_after,
+        "flops_before": report.flops_before,
+        "seconds": time.perf_counter() - t0,
+        "hyperparameters": {
+            "lam": cfg.lam,
+            "epochs": cfg.epochs,
+            "lr": cfg.lr,
+            "momentum": 0.9,
+            "batch_size": bs,
+            "finetune_epochs": cfg.finetune_epochs,
+            "magnitude_sparsity": sparsity_like,
+            **cfg.extra,
+        },
+    }
+
+
+def _summary(records: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["net"], r["method"], r["split"]), []).append(r)
+    rows = []
+    for (net, method, split), rs in groups.items():
+        err = np.array([r["error"] for r in rs]) * 100
+        zer = np.array([r["zero_fraction"] for r in rs]) * 100
+        units = np.array([r["units_kept"] for r in rs])
+        rows.append(
+            {
+                "net": net,
+                "method": method,
+                "split": split,
+                "seeds": len(rs),
+                "error": (err.mean(), err.std()),
+                "zeros": (zer.mean(), zer.std()),
+                "units": units.mean(0).round().astype(int).tolist(),
+                "params_after": int(np.mean([r["params_after"] for r in rs])),
+                "flops_after": float(np.mean([r["flops_after"] for r in rs])),
+                "flops_before": rs[0]["flops_before"],
+                "lam": rs[0]["hyperparameters"]["lam"],
+                "seconds": float(np.mean([r["seconds"] for r in rs])),
+            }
+        )
+    return rows
+
+
+def _markdown(rows: list[dict]) -> str:
+    lines = [
+        "| net | method | seeds | error % | zero weights % | units kept | params after "
+        "| FLOPs after / before | lam | s/run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['net']} | {r['method']} | {r['seeds']} "
+            f"| {r['error'][0]:.2f} ± {r['error'][1]:.2f} "
+            f"| {r['zeros'][0]:.2f} ± {r['zeros'][1]:.2f} | {'-'.join(map(str, r['units']))} "
+            f"| {r['params_after']:,} | {r['flops_after'] / r['flops_before']:.3f} "
+            f"| {r['lam']:g} | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _plot(rows: list[dict], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot")
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, net in zip(axes, ["lenet300", "lenet5"], strict=True):
+        for r in [r for r in rows if r["net"] == net]:
+            kept = max(1 - r["zeros"][0] / 100, 1e-4)
+            ax.errorbar(kept, r["error"][0], yerr=r["error"][1], fmt="o", capsize=3)
+            ax.annotate(
+                r["method"],
+                (kept, r["error"][0]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("fraction of weights kept (log)")
+        ax.set_ylabel("test error %")
+        ax.set_title(net)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--net", nargs="+", choices=["lenet300", "lenet5"], default=["lenet300", "lenet5"]
+    )
+    ap.add_argument("--method", nargs="+", choices=METHODS, default=METHODS)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--split", choices=["test", "val"], default="test")
+    ap.add_argument("--lam", nargs="+", type=float, default=None, help="override lam (a sweep)")
+    ap.add_argument("--epochs", type=int, default=None, help="override epochs")
+    ap.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a method's extra hyperparameters, e.g. rho=1.0 cap=50",
+    )
+    ap.add_argument("--dataset", default="mnist")
+    ap.add_argument("--quick", action="store_true", help="CI smoke test: tiny data, 1 epoch")
+    ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    args = ap.parse_args()
+
+    ds = data_lib.load_dataset(args.dataset)
+    if args.split == "val":
+        ds = data_lib.train_val_split(ds, n_val=5000, seed=0)
+    if args.quick:
+        ds = data_lib.Dataset(
+            ds.x_train[:1024],
+            ds.y_train[:1024],
+            ds.x_test[:512],
+            ds.y_test[:512],
+            name=ds.name,
+            source=ds.source,
+            eval_split=ds.eval_split,
+        )
+        args.seeds = args.seeds[:1]
+    out = Path(args.out) if args.out else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    tag = "_quick" if args.quick else ("" if args.split == "test" else "_val")
+
+    records: list[dict] = []
+    for net in args.net:
+        like: dict[int, float] = {}
+        methods = [m for m in args.method if m != "magnitude"]
+        if "magnitude" in args.method:
+            methods.append("magnitude")  # after the method whose sparsity it mirrors
+        for method in methods:
+            base = CONFIGS[net][method]
+            for lam in args.lam or [base.lam]:
+                overrides = {k: float(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+                cfg = Config(**{**base.__dict__, "lam": lam})
+                cfg.extra = {**cfg.extra, **overrides}
+                if args.epochs is not None:
+                    cfg.epochs = args.epochs
+                if args.quick:
+                    cfg.epochs, cfg.finetune_epochs = 1, min(cfg.finetune_epochs, 1)
+                for seed in args.seeds:
+                    target = None
+                    if method == "magnitude":
+                        mirrored = cfg.extra["like"]
+                        target = like.get(seed, 0.9)
+                        cfg.extra = {**cfg.extra, "like": mirrored}
+                    rec = run(net, method, cfg, seed, ds, target)
+                    if method == CONFIGS[net]["magnitude"].extra["like"]:
+                        like[seed] = rec["zero_fraction"]
+                    records.append(rec)
+                    print(
+                        f"{net:9s} {method:15s} lam={lam:<8g} seed={seed} {ds.eval_split} "
+                        f"error {100 * rec['error']:.2f}%  "
+                        f"zeros {100 * rec['zero_fraction']:.2f}%  "
+                        f"units {'-'.join(map(str, rec['units_kept']))}  ({rec['seconds']:.0f}s)",
+                        flush=True,
+                    )
+
+    rows = _summary(records)
+    meta = {
+        "jax_version": jax.__version__,
+        "backend": jax.default_backend(),
+        "device": str(jax.devices()[0].device_kind),
+        "machine": platform.platform(),
+        "dataset": args.dataset,
+        "split": args.split,
+    }
+    (out / f"mnist{tag}.json").write_text(json.dumps({"meta": meta, "runs": records}, indent=1))
+    (out / f"mnist{tag}.md").write_text(_markdown(rows))
+    print(_markdown(rows))
+    if not args.quick:
+        _plot(rows, out / f"mnist{tag}.png")
+    print(f"wrote {out / f'mnist{tag}.json'} and {out / f'mnist{tag}.md'}")
+
+
+if __name__ == "__main__":
+    main()
