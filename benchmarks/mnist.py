@@ -56,16 +56,20 @@ class Config:
 
 # Chosen on the validation split (see the module docstring); `--lam` overrides.
 CONFIGS: dict[str, dict[str, Config]] = {
+    # Rule: per method, the strongest lam whose validation error (5,000 held-out
+    # training images, 20 epochs, seed 0) is at most 2.2%; sweeps in the README.
     "lenet300": {
         "dense": Config(),
-        "l1": Config(lam=1e-4),
-        "l0": Config(lam=2e-4),
+        "l1": Config(lam=1e-3),
+        "l0": Config(lam=1e-3),
         "half": Config(lam=5e-4),
         "two_thirds": Config(lam=4e-4),
-        "tl1_group": Config(lam=1e-3, extra={"a": 0.5, "alpha": 0.8}),
-        "l1_exclusive": Config(lam=1e-4, extra={"mu": 0.9}),
-        "group_lasso": Config(lam=5e-3),
-        "capped_l1_admm": Config(lam=2e-4, finetune_epochs=5, extra={"rho": 1e-2, "cap": 50.0}),
+        "tl1_group": Config(lam=3e-4, extra={"a": 0.5, "alpha": 0.8}),
+        "l1_exclusive": Config(lam=3e-4, extra={"mu": 0.9}),
+        "group_lasso": Config(lam=1e-2),
+        "capped_l1_admm": Config(
+            lam=4e-5, finetune_epochs=5, extra={"rho": 0.1, "cap": 50.0, "every": 1}
+        ),
         "magnitude": Config(finetune_epochs=5, extra={"like": "half"}),
     },
     "lenet5": {
@@ -78,7 +82,7 @@ CONFIGS: dict[str, dict[str, Config]] = {
         "l1_exclusive": Config(lam=1e-4, epochs=15, lr=0.05, extra={"mu": 0.9}),
         "group_lasso": Config(lam=5e-3, epochs=15, lr=0.05),
         "capped_l1_admm": Config(
-            lam=2e-4, epochs=15, lr=0.05, finetune_epochs=5, extra={"rho": 1e-2, "cap": 50.0}
+            lam=4e-5, epochs=15, lr=0.05, finetune_epochs=5, extra={"rho": 0.1, "cap": 50.0}
         ),
         "magnitude": Config(epochs=15, lr=0.05, finetune_epochs=5, extra={"like": "half"}),
     },

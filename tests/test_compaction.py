@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import flax.linen as nn
@@ -16,6 +12,7 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
+from multidevice import run_on_8_host_devices
 
 import sparse_optax as so
 from sparse_optax.models import LeNet5Caffe, LeNet5CaffeLinen, LeNet300100, LeNet300100Linen
@@ -571,17 +568,7 @@ _SHARDED = textwrap.dedent(
 
 
 def test_sharded_params_stay_on_their_devices():
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-    ).strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run(
-        [sys.executable, "-c", _SHARDED], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
-    result = json.loads(line[len("RESULT") :])
+    result = run_on_8_host_devices(_SHARDED)
     assert result["max_diff"] <= 1e-5
     assert result["host_copies"] == []  # no weight matrix was copied to the host
     assert result["kept_inputs"] == 484

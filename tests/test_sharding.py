@@ -6,11 +6,9 @@ starts (``XLA_FLAGS=--xla_force_host_platform_device_count=8``).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
+
+from multidevice import run_on_8_host_devices
 
 _SCRIPT = textwrap.dedent(
     """
@@ -74,21 +72,7 @@ _SCRIPT = textwrap.dedent(
 
 
 def test_sharded_updates_match_single_device():
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (
-        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-    ).strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run(
-        [sys.executable, "-c", _SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
-    result = json.loads(line[len("RESULT") :])
+    result = run_on_8_host_devices(_SCRIPT)
     assert len(result) == 6
     for name, r in result.items():
         assert r["sharding_kept"], (name, r)
