@@ -259,8 +259,9 @@ def _plot(rows: list[dict], path: Path) -> None:
     except ImportError:
         print("matplotlib not installed: no plot")
         return
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, net in zip(axes, ["lenet300", "lenet5"], strict=True):
+    nets = [n for n in ("lenet300", "lenet5") if any(r["net"] == n for r in rows)]
+    fig, axes = plt.subplots(1, len(nets), figsize=(5.5 * len(nets), 4), squeeze=False)
+    for ax, net in zip(axes[0], nets, strict=True):
         for r in [r for r in rows if r["net"] == net]:
             kept = max(1 - r["zeros"][0] / 100, 1e-4)
             ax.errorbar(kept, r["error"][0], yerr=r["error"][1], fmt="o", capsize=3)
@@ -301,7 +302,18 @@ def main() -> None:
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--quick", action="store_true", help="CI smoke test: tiny data, 1 epoch")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the table and plot from an existing mnist.json, without training",
+    )
     args = ap.parse_args()
+    out = Path(args.out) if args.out else RESULTS
+    if args.report_only:
+        rows = _summary(json.loads((out / "mnist.json").read_text())["runs"])
+        (out / "mnist.md").write_text(_markdown(rows))
+        _plot(rows, out / "mnist.png")
+        return
 
     ds = data_lib.load_dataset(args.dataset)
     if args.split == "val":
@@ -317,7 +329,6 @@ def main() -> None:
             eval_split=ds.eval_split,
         )
         args.seeds = args.seeds[:1]
-    out = Path(args.out) if args.out else RESULTS
     out.mkdir(parents=True, exist_ok=True)
     tag = "_quick" if args.quick else ("" if args.split == "test" else "_val")
 
