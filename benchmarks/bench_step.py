@@ -25,13 +25,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 import sparse_optax as so
+from sparse_optax.models import LeNet300100Linen
 
 LR = 0.01
 TRANSFORMS: dict[str, Callable[[], optax.GradientTransformation]] = {
@@ -50,24 +50,6 @@ TRANSFORMS: dict[str, Callable[[], optax.GradientTransformation]] = {
     "tl1_group": lambda: so.tl1_group(1e-4, a=1.0, alpha=0.5),
 }
 GROUP = {"group_lasso", "exclusive_lasso", "sparse_group_lasso", "l1_exclusive", "tl1_group"}
-
-
-def _lenet() -> nn.Module:
-    try:
-        from sparse_optax.models import LeNet300100Linen
-
-        return LeNet300100Linen()
-    except ImportError:  # pragma: no cover - models.py not there yet
-
-        class MLP(nn.Module):
-            @nn.compact
-            def __call__(self, x):
-                x = x.reshape(x.shape[0], -1)
-                x = nn.relu(nn.Dense(300)(x))
-                x = nn.relu(nn.Dense(100)(x))
-                return nn.Dense(10)(x)
-
-        return MLP()
 
 
 def _median_time(step: Callable, carry, args, repeats: int):
@@ -137,7 +119,7 @@ def bench_update(names, repeats: int, rounds: int) -> list[dict]:
 
 
 def bench_train(names, repeats: int, rounds: int, batch: int = 256) -> list[dict]:
-    model = _lenet()
+    model = LeNet300100Linen()
     rng = np.random.default_rng(1)
     images = jnp.asarray(rng.uniform(size=(batch, 28, 28, 1)), jnp.float32)
     labels = jnp.asarray(rng.integers(0, 10, size=(batch,)), jnp.int32)

@@ -22,6 +22,8 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from sparse_optax.transforms import sparsity
+
 __all__ = ["TrainResult", "evaluate", "kernel_stats", "train"]
 
 
@@ -50,21 +52,17 @@ def kernel_stats(model: nnx.Module) -> dict[str, Any]:
         for path, v in nnx.to_flat_state(nnx.state(model, nnx.Param))
         if path[-1] == "kernel"
     ]
+    stats = sparsity(kernels)
     total = sum(k.size for k in kernels)
-    zeros = sum(int(jnp.sum(k == 0)) for k in kernels)
-    live = []
-    for i, k in enumerate(kernels):
-        nz = k != 0
-        if i == 0:
-            # Inputs the first layer still reads (Dense rows / Conv input channels).
-            live.append(
-                int(jnp.sum(jnp.any(jnp.moveaxis(nz, -2, 0).reshape(nz.shape[-2], -1), axis=1)))
-            )
-        live.append(int(jnp.sum(jnp.any(nz.reshape(-1, nz.shape[-1]), axis=0))))
+    nonzero = sum(int(jnp.count_nonzero(k)) for k in kernels)
+    # Inputs the first layer still reads (Dense rows / Conv input channels), then the
+    # units of every layer with some nonzero incoming weight.
+    live = [kernels[0].shape[-2] - int(stats.zero_inputs[0])] if kernels else []
+    live += [k.shape[-1] - int(z) for k, z in zip(kernels, stats.zero_units, strict=True)]
     return {
-        "zero_fraction": zeros / max(total, 1),
+        "zero_fraction": 1 - nonzero / max(total, 1),
         "weights": total,
-        "nonzero": total - zeros,
+        "nonzero": nonzero,
         "live": live,
     }
 
