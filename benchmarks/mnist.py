@@ -293,6 +293,9 @@ def main() -> None:
     ap.add_argument("--lam", nargs="+", type=float, default=None, help="override lam (a sweep)")
     ap.add_argument("--epochs", type=int, default=None, help="override epochs")
     ap.add_argument(
+        "--finetune", type=int, default=None, help="override the masked fine-tune epochs"
+    )
+    ap.add_argument(
         "--set",
         nargs="+",
         default=[],
@@ -346,6 +349,8 @@ def main() -> None:
                 cfg.extra = {**cfg.extra, **overrides}
                 if args.epochs is not None:
                     cfg.epochs = args.epochs
+                if args.finetune is not None:
+                    cfg.finetune_epochs = args.finetune
                 if args.quick:
                     cfg.epochs, cfg.finetune_epochs = 1, min(cfg.finetune_epochs, 1)
                 for seed in args.seeds:
