@@ -34,14 +34,16 @@ PENALTIES: dict[str, Callable[..., optax.GradientTransformation]] = {
     "two_thirds": so.two_thirds_threshold,
     "l1": so.soft_threshold,
     "l0": so.hard_threshold,
-    "tl1": lambda lam, **kw: so.transformed_l1(lam, a=1.0, **kw),
-    "capped_l1": lambda lam, **kw: so.capped_l1(lam, rho=50.0, **kw),
+    "tl1": lambda lam, a=1.0, **kw: so.transformed_l1(lam, a=a, **kw),
+    "capped_l1": lambda lam, rho=50.0, **kw: so.capped_l1(lam, rho=rho, **kw),
     "mcp": so.mcp,
     "scad": so.scad,
     "group_lasso": so.group_lasso,
-    "sparse_group_lasso": lambda lam, **kw: so.sparse_group_lasso(lam, alpha=0.5, **kw),
-    "l1_exclusive": lambda lam, **kw: so.l1_exclusive(lam, mu=0.5, **kw),
-    "tl1_group": lambda lam, **kw: so.tl1_group(lam, a=1.0, alpha=0.5, **kw),
+    "sparse_group_lasso": lambda lam, alpha=0.5, **kw: so.sparse_group_lasso(
+        lam, alpha=alpha, **kw
+    ),
+    "l1_exclusive": lambda lam, mu=0.5, **kw: so.l1_exclusive(lam, mu=mu, **kw),
+    "tl1_group": lambda lam, a=1.0, alpha=0.5, **kw: so.tl1_group(lam, a=a, alpha=alpha, **kw),
 }
 
 
