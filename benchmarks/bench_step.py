@@ -111,11 +111,40 @@ def bench_update(names, repeats: int, rounds: int) -> list[dict]:
 
     rows = []
     print(f"(a) update only, {n_params / 1e6:.1f}M parameters: chain(sgd, X) / sgd")
+    print("    (writes: kernel-sized arrays written per kernel; 1 = update fused into the prox)")
     for name in names:
-        ratio, t0, t1 = _compare(make_step, init, (grads,), TRANSFORMS[name](), repeats, rounds)
-        rows.append({"transform": name, "ratio": ratio, "sgd_ms": 1e3 * t0, "chain_ms": 1e3 * t1})
-        print(f"  {name:22s} {ratio:6.3f}   ({1e3 * t0:7.2f} ms -> {1e3 * t1:7.2f} ms)", flush=True)
+        tx_x = TRANSFORMS[name]()
+        ratio, t0, t1 = _compare(make_step, init, (grads,), tx_x, repeats, rounds)
+        writes = _kernel_writes(optax.chain(optax.sgd(LR), tx_x), make_step, init, grads)
+        rows.append(
+            {
+                "transform": name,
+                "ratio": ratio,
+                "sgd_ms": 1e3 * t0,
+                "chain_ms": 1e3 * t1,
+                "kernel_writes": writes,
+            }
+        )
+        print(
+            f"  {name:22s} {ratio:6.3f}   ({1e3 * t0:7.2f} ms -> {1e3 * t1:7.2f} ms)"
+            f"   writes {writes:g}",
+            flush=True,
+        )
     return rows
+
+
+def _kernel_writes(tx, make_step: Callable, init: Callable, grads) -> float:
+    """Kernel-sized arrays the compiled step writes, per kernel (1 = only the result).
+
+    More than one means an intermediate such as p - lr*g goes to memory and is read
+    back instead of being fused into the prox.
+    """
+    params, state = init(tx)
+    text = jax.jit(make_step(tx)).lower(params, state, grads).compile().as_text()
+    entry = text[text.index("ENTRY") :].splitlines()
+    shape = "f32[1000,1000]"
+    writes = sum(1 for line in entry if f"= {shape}" in line and "fusion(" in line)
+    return writes / 10
 
 
 def bench_train(names, repeats: int, rounds: int, batch: int = 256) -> list[dict]:
