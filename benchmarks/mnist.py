@@ -73,11 +73,16 @@ CONFIGS: dict[str, dict[str, Config]] = {
         ),
         "magnitude": Config(finetune_epochs=5, extra={"like": "half"}),
     },
+    # LeNet-5: only "half" is tuned (rule: validation error at most 1.0%, Liu's bound);
+    # the other entries are untuned starting points.
     "lenet5": {
         "dense": Config(epochs=15, lr=0.05),
         "l1": Config(lam=1e-4, epochs=15, lr=0.05),
         "l0": Config(lam=2e-4, epochs=15, lr=0.05),
-        "half": Config(lam=5e-4, epochs=15, lr=0.05),
+        # Validation (seed 0, with the 5-epoch masked fine-tune): lam 1e-3 gives 1.26%
+        # error at 99.40% zeros, 2e-3 1.62% at 99.70%; both break the 1.0% rule, so the
+        # next grid point down is used.
+        "half": Config(lam=5e-4, epochs=15, lr=0.05, finetune_epochs=5),
         "two_thirds": Config(lam=4e-4, epochs=15, lr=0.05),
         "tl1_group": Config(lam=1e-3, epochs=15, lr=0.05, extra={"a": 0.5, "alpha": 0.8}),
         "l1_exclusive": Config(lam=1e-4, epochs=15, lr=0.05, extra={"mu": 0.9}),
