@@ -348,8 +348,15 @@ def main() -> None:
                 for seed in args.seeds:
                     target = None
                     if method == "magnitude":
-                        # Run without the mirrored method, it prunes to 90% (recorded).
-                        target = like.get(seed, 0.9)
+                        # The mirrored method's sparsity from this run, else
+                        # `--set sparsity=...` (e.g. from an earlier run of it).
+                        target = like.get(seed, cfg.extra.get("sparsity"))
+                        if target is None:
+                            raise SystemExit(
+                                "magnitude pruning mirrors another method's sparsity: run "
+                                f"it with --method {cfg.extra['like']} magnitude, or pass "
+                                "--set sparsity=FRACTION"
+                            )
                     rec = run(net, method, cfg, seed, ds, target)
                     if method == CONFIGS[net]["magnitude"].extra["like"]:
                         like[seed] = rec["zero_fraction"]
