@@ -101,6 +101,20 @@ def _penalty(method: str, lam: Any, lr: Any, extra: dict) -> optax.GradientTrans
     return PENALTIES[method](lam, learning_rate=lr, **extra)
 
 
+def _growing_rho(rho0: float, rho_final: float, steps: int, lam: Any) -> tuple[Any, Any]:
+    """ADMM's rho growing geometrically to ``rho_final`` over ``steps`` (an ever tighter
+    coupling p = z), and lam growing with it, so that the z-step's threshold, which
+    depends on lam / rho, stays where lam and rho0 put it."""
+
+    def rho(k):
+        return rho0 * (rho_final / rho0) ** jnp.minimum(k / steps, 1.0)
+
+    def lam_k(k):
+        return lam(k) * rho(k) / rho0
+
+    return rho, lam_k
+
+
 def _model(net: str, seed: int) -> nnx.Module:
     rngs = nnx.Rngs(seed)
     return LeNet300100(rngs=rngs) if net == "lenet300" else LeNet5Caffe(rngs=rngs)
@@ -148,7 +162,10 @@ def run(net: str, method: str, cfg: Config, seed: int, ds, sparsity_like: float 
         e = cfg.extra
         # The surrogate's own rho (the cap) is bound first: admm's rho is the ADMM penalty.
         prox = functools.partial(so.prox_capped_l1, rho=e["cap"])
-        admm = so.admm(prox, lam, e["rho"], update_every=int(e.get("every", 1)))
+        rho, lam_admm = e["rho"], lam
+        if "rho_final" in e:
+            rho, lam_admm = _growing_rho(e["rho"], e["rho_final"], spe * cfg.epochs, lam)
+        admm = so.admm(prox, lam_admm, rho, update_every=int(e.get("every", 1)))
         result = train(model, optax.chain(admm, sgd), x_train, y_train, **common)
         params = nnx.state(model, nnx.Param)
         nnx.update(model, so.admm_params(result.opt_state, params))
