@@ -217,9 +217,10 @@ def run(net: str, method: str, cfg: Config, seed: int, ds, sparsity_like: float 
 def _summary(records: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        groups.setdefault((r["net"], r["method"], r["split"]), []).append(r)
+        key = (r["net"], r["method"], r["split"], r["hyperparameters"]["lam"])
+        groups.setdefault(key, []).append(r)
     rows = []
-    for (net, method, split), rs in groups.items():
+    for (net, method, split, _), rs in groups.items():
         err = np.array([r["error"] for r in rs]) * 100
         zer = np.array([r["zero_fraction"] for r in rs]) * 100
         units = np.array([r["units_kept"] for r in rs])
@@ -271,11 +272,13 @@ def _plot(rows: list[dict], path: Path) -> None:
     nets = [n for n in ("lenet300", "lenet5") if any(r["net"] == n for r in rows)]
     fig, axes = plt.subplots(1, len(nets), figsize=(5.5 * len(nets), 4), squeeze=False)
     for ax, net in zip(axes[0], nets, strict=True):
-        for r in [r for r in rows if r["net"] == net]:
+        net_rows = [r for r in rows if r["net"] == net]
+        for r in net_rows:
             kept = max(1 - r["zeros"][0] / 100, 1e-4)
             ax.errorbar(kept, r["error"][0], yerr=r["error"][1], fmt="o", capsize=3)
+            twins = sum(q["method"] == r["method"] for q in net_rows)
             ax.annotate(
-                r["method"],
+                r["method"] + (f" lam {r['lam']:g}" if twins > 1 else ""),
                 (kept, r["error"][0]),
                 fontsize=7,
                 xytext=(3, 3),
