@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from sparse_optax.models import LeNet5Caffe, LeNet5CaffeLinen, LeNet300100, LeNet300100Linen
+from sparse_optax.models import (
+    LeNet5Caffe,
+    LeNet5CaffeLinen,
+    LeNet300100,
+    LeNet300100Linen,
+    max_pool_2x2,
+)
 
 # name -> (NNX class, Linen class, input shape, parameter count from the papers)
 MODELS = {
@@ -75,3 +81,15 @@ def test_lenet5_other_image_size():
     assert model.fc1.kernel.shape == (200, 16)
     assert model.features == (4, 8, 16)
     assert _out_shape(model, (2, 32, 32, 3)) == (2, 10)
+
+
+@pytest.mark.parametrize("shape", [(2, 24, 24, 3), (2, 9, 7, 4)])
+def test_max_pool_2x2_matches_reduce_window(shape):
+    # Continuous random input: no ties, so the gradients must agree exactly as well.
+    x = jax.random.normal(jax.random.key(1), shape)
+    ref = nnx.max_pool(x, (2, 2), (2, 2))
+    np.testing.assert_array_equal(max_pool_2x2(x), ref)
+    cot = jax.random.normal(jax.random.key(2), ref.shape)
+    g = jax.grad(lambda x: (max_pool_2x2(x) * cot).sum())(x)
+    g_ref = jax.grad(lambda x: (nnx.max_pool(x, (2, 2), (2, 2)) * cot).sum())(x)
+    np.testing.assert_array_equal(g, g_ref)
