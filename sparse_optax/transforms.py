@@ -596,10 +596,13 @@ def admm(
         u \leftarrow u + p - z.
 
     At ``init``, :math:`z = \operatorname{prox}(p_0, 1/\rho, \lambda)` and :math:`u = 0`.
-    ``lam`` and ``rho`` may be schedules of the step count; ``u`` is the scaled dual and is
-    not rescaled when ``rho`` changes. With ``prox_fn=prox_l0`` the :math:`z`-step keeps
-    the entries with :math:`|p + u| > \sqrt{2\lambda/\rho}`; ``prox_capped_l1`` gives the
-    Lipschitz surrogate of Liu, Bi & Pan (J. Global Optim. 72, 2018) used by Liu
+    ``lam`` and ``rho`` may be schedules of the step count. ``u`` is the scaled dual
+    :math:`y/\rho`, so when ``rho`` changes it is rescaled, :math:`u \leftarrow
+    u\,\rho_{k-1}/\rho_k`, keeping the dual :math:`y` unchanged (Boyd et al.,
+    "Distributed optimization and statistical learning via ADMM", 2011, sec. 3.4.1).
+    With ``prox_fn=prox_l0`` the :math:`z`-step keeps the entries with
+    :math:`|p + u| > \sqrt{2\lambda/\rho}`; ``prox_capped_l1`` gives the Lipschitz
+    surrogate of Liu, Bi & Pan (J. Global Optim. 72, 2018) used by Liu
     (Operations Research and Management Science 32, 2023).
 
     Recipe::
@@ -662,6 +665,10 @@ def admm(
         sel = [i for i, z in enumerate(z_leaves) if not _is_masked(z)]
         count = state.count
         rho_k, lam_k = _value(rho, count), _value(lam, count)
+        if callable(rho):
+            # u is y / rho: a new rho rescales it so that the dual y stays put.
+            ratio = _value(rho, jnp.maximum(count - 1, 0)) / rho_k
+            u_leaves = [u if _is_masked(u) else (u * ratio).astype(u.dtype) for u in u_leaves]
 
         def new_zu(zu: tuple[list, list]) -> tuple[list, list]:
             del zu

@@ -461,6 +461,45 @@ def test_admm_l0_beats_magnitude_pruning():
     assert float(loss({"w": z})) < 0.5 * float(loss({"w": pruned}))
 
 
+@pytest.mark.parametrize("every", [1, 3])
+def test_admm_matches_unscaled_textbook_admm_with_a_rho_schedule(every):
+    # Reference: ADMM in the unscaled form (dual y, Boyd et al. 2011, sec. 3.1) for
+    # f(p) + lam R(z) s.t. p = z, with the p-step one SGD step on the augmented
+    # Lagrangian. The transform keeps the scaled dual u = y / rho instead, so a growing
+    # rho only agrees with this if u is rescaled whenever rho changes.
+    def rho(k):
+        return 0.5 * 1.25 ** jnp.asarray(k, jnp.float32)
+
+    def lam(k):
+        return 0.02 + 0.001 * jnp.asarray(k, jnp.float32)
+
+    lr, steps = 0.1, 10
+    key = jax.random.PRNGKey(0)
+    p0 = jax.random.normal(key, (4, 5))
+    grads = jax.random.normal(jax.random.PRNGKey(1), (steps, 4, 5))
+
+    tx = optax.chain(so.admm(so.prox_l1, lam, rho, update_every=every), optax.sgd(lr))
+    params = {"w": p0}
+    state = tx.init(params)
+    for k in range(steps):
+        upd, state = tx.update({"w": grads[k]}, state, params)
+        params = optax.apply_updates(params, upd)
+
+    p = np.asarray(p0, np.float64)
+    z = np.asarray(so.prox_l1(p0, 1.0 / rho(0), lam(0)), np.float64)
+    y = np.zeros_like(p)
+    for k in range(steps):
+        r = float(rho(k))
+        if k > 0 and k % every == 0:
+            z = np.asarray(so.prox_l1(jnp.asarray(p + y / r), 1.0 / r, lam(k)), np.float64)
+            y = y + r * (p - z)
+        p = p - lr * (np.asarray(grads[k]) + y + r * (p - z))
+
+    np.testing.assert_allclose(params["w"], p, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(state[0].z["w"], z, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(state[0].u["w"] * float(rho(steps - 1)), y, rtol=1e-5, atol=1e-5)
+
+
 def test_keep_zeros_freezes_the_support_and_passes_the_rest():
     params = {
         "w": jnp.array([[0.0, 1.0], [2.0, 0.0]]),
