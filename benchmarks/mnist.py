@@ -101,6 +101,14 @@ def _penalty(method: str, lam: Any, lr: Any, extra: dict) -> optax.GradientTrans
     return PENALTIES[method](lam, learning_rate=lr, **extra)
 
 
+def _number(text: str) -> int | float:
+    # Integers stay ints: shape parameters such as a group axis must be Python ints.
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
 def _growing_rho(rho0: float, rho_final: float, steps: int, lam: Any) -> tuple[Any, Any]:
     """ADMM's rho growing geometrically to ``rho_final`` over ``steps`` (an ever tighter
     coupling p = z), and lam growing with it, so that the z-step's threshold, which
@@ -312,7 +320,7 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="override a method's extra hyperparameters, e.g. rho=1.0 cap=50",
+        help="override a method's extra hyperparameters, e.g. rho=1.0 cap=50 axis=-2",
     )
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--quick", action="store_true", help="CI smoke test: tiny data, 1 epoch")
@@ -356,7 +364,7 @@ def main() -> None:
         for method in methods:
             base = CONFIGS[net][method]
             for lam in args.lam or [base.lam]:
-                overrides = {k: float(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+                overrides = {k: _number(v) for k, v in (kv.split("=", 1) for kv in args.set)}
                 cfg = Config(**{**base.__dict__, "lam": lam})
                 cfg.extra = {**cfg.extra, **overrides}
                 if args.epochs is not None:
