@@ -93,7 +93,7 @@ CONFIGS: dict[str, dict[str, Config]] = {
         "l1_exclusive": Config(lam=3e-3, epochs=15, lr=0.05, finetune_epochs=5, extra={"mu": 0.9}),
         "group_lasso": Config(lam=5e-3, epochs=15, lr=0.05, finetune_epochs=5),
         "capped_l1_admm": Config(
-            lam=2e-5,
+            lam=3e-5,
             epochs=15,
             lr=0.05,
             finetune_epochs=5,
