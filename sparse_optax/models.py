@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 from flax import nnx
 
-__all__ = ["LeNet300100", "LeNet300100Linen", "LeNet5Caffe", "LeNet5CaffeLinen"]
+__all__ = ["LeNet300100", "LeNet300100Linen", "LeNet5Caffe", "LeNet5CaffeLinen", "max_pool_2x2"]
 
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:
