@@ -378,8 +378,8 @@ def main() -> None:
 
     records: list[dict] = []
     for net in args.net:
-        like: dict[int, float] = {}  # seed -> sparsity of the method magnitude mirrors
-        like_lam: float | None = None
+        # seed -> (sparsity, description) of the run magnitude pruning mirrors
+        like: dict[int, tuple[float, str]] = {}
         methods = [m for m in args.method if m != "magnitude"]
         if "magnitude" in args.method:
             methods.append("magnitude")  # after the method whose sparsity it mirrors
@@ -396,23 +396,20 @@ def main() -> None:
                 if args.quick:
                     cfg.epochs, cfg.finetune_epochs = 1, min(cfg.finetune_epochs, 1)
                 for seed in args.seeds:
-                    target = None
+                    target, mirrors = None, None
                     if method == "magnitude":
                         # The mirrored method's sparsity from this run, else
                         # `--set sparsity=...` (e.g. from an earlier run of it).
-                        target = like.get(seed, cfg.extra.get("sparsity"))
+                        target, mirrors = like.get(seed, (cfg.extra.get("sparsity"), None))
                         if target is None:
                             raise SystemExit(
                                 "magnitude pruning mirrors another method's sparsity: run "
                                 f"it with --method {cfg.extra['like']} magnitude, or pass "
                                 "--set sparsity=FRACTION"
                             )
-                    mirrors = None
-                    if method == "magnitude" and seed in like:
-                        mirrors = f"{cfg.extra['like']} lam {like_lam:g}"
                     rec = run(net, method, cfg, seed, ds, target, mirrors)
                     if method == CONFIGS[net]["magnitude"].extra["like"]:
-                        like[seed], like_lam = rec["zero_fraction"], lam
+                        like[seed] = (rec["zero_fraction"], f"{method} lam {lam:g}")
                     records.append(rec)
                     print(
                         f"{net:9s} {method:15s} lam={lam:<8g} seed={seed} {ds.eval_split} "
