@@ -241,22 +241,54 @@ def run(
     }
 
 
+# Magnitude pruning's target sparsity follows each seed's mirrored run (or `--set
+# sparsity=`): recorded per seed, not part of what makes runs one configuration.
+_PER_SEED = {"magnitude_sparsity", "sparsity"}
+
+
+def _variant(r: dict) -> str:
+    """The hyperparameters (other than lam) in which a run differs from its method's
+    current config, e.g. ``"epochs 40, axis -2"``; empty for the config itself."""
+    hp = r["hyperparameters"]
+    cfg = CONFIGS.get(r["net"], {}).get(r["method"])
+    if cfg is None:
+        return ""
+    ref = {
+        "epochs": cfg.epochs,
+        "lr": cfg.lr,
+        "finetune_epochs": cfg.finetune_epochs,
+        **cfg.extra,
+    }
+    skip = _PER_SEED | {"lam", "mirrors", "momentum", "batch_size", "like"}
+    diff = [
+        f"{k} {hp.get(k, '-')}"
+        for k in sorted(set(ref) | set(hp), key=list({**ref, **hp}).index)
+        if k not in skip and hp.get(k) != ref.get(k)
+    ]
+    return ", ".join(diff)
+
+
 def _summary(records: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        hp = r["hyperparameters"]
-        # Magnitude runs mirroring different runs (lams) are different rows.
-        key = (r["net"], r["method"], r["split"], hp["lam"], hp.get("mirrors"))
+        hp = {k: v for k, v in r["hyperparameters"].items() if k not in _PER_SEED}
+        # Runs that differ in any hyperparameter (lam, a shape parameter, the run that
+        # magnitude pruning mirrors, ...) are different rows.
+        key = (r["net"], r["method"], r["split"], json.dumps(hp, sort_keys=True))
         groups.setdefault(key, []).append(r)
     rows = []
-    for (net, method, split, _, mirrors), rs in groups.items():
+    for (net, method, split, _), rs in groups.items():
+        mirrors = rs[0]["hyperparameters"].get("mirrors")
+        variant = _variant(rs[0])
         err = np.array([r["error"] for r in rs]) * 100
         zer = np.array([r["zero_fraction"] for r in rs]) * 100
         units = np.array([r["units_kept"] for r in rs])
         rows.append(
             {
                 "net": net,
-                "method": method + (f" (at {mirrors}'s sparsity)" if mirrors else ""),
+                "method": method
+                + (f" (at {mirrors}'s sparsity)" if mirrors else "")
+                + (f" [{variant}]" if variant else ""),
                 "split": split,
                 "seeds": len(rs),
                 "error": (err.mean(), err.std()),
