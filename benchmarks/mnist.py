@@ -83,15 +83,15 @@ CONFIGS: dict[str, dict[str, Config]] = {
     # Liu's 1.0% on the validation scale. Sweeps in the README.
     "lenet5": {
         "dense": Config(epochs=15, lr=0.05),
-        "l1": Config(lam=1e-4, epochs=15, lr=0.05, finetune_epochs=5),
-        "l0": Config(lam=2e-4, epochs=15, lr=0.05, finetune_epochs=5),
+        "l1": Config(lam=3e-3, epochs=15, lr=0.05, finetune_epochs=5),
+        "l0": Config(lam=5e-2, epochs=15, lr=0.05, finetune_epochs=5),
         "half": Config(lam=1e-3, epochs=15, lr=0.05, finetune_epochs=5),
         "two_thirds": Config(lam=4e-4, epochs=15, lr=0.05, finetune_epochs=5),
         "tl1_group": Config(
             lam=1e-3, epochs=15, lr=0.05, finetune_epochs=5, extra={"a": 0.5, "alpha": 0.8}
         ),
         "l1_exclusive": Config(lam=3e-3, epochs=15, lr=0.05, finetune_epochs=5, extra={"mu": 0.9}),
-        "group_lasso": Config(lam=5e-3, epochs=15, lr=0.05, finetune_epochs=5),
+        "group_lasso": Config(lam=3e-2, epochs=15, lr=0.05, finetune_epochs=5),
         "capped_l1_admm": Config(
             lam=3e-5,
             epochs=15,
