@@ -262,7 +262,7 @@ def _variant(r: dict) -> str:
     skip = _PER_SEED | {"lam", "mirrors", "momentum", "batch_size", "like"}
     diff = [
         f"{k} {hp.get(k, '-')}"
-        for k in sorted(set(ref) | set(hp), key=list({**ref, **hp}).index)
+        for k in {**ref, **hp}  # the union of the keys, in order
         if k not in skip and hp.get(k) != ref.get(k)
     ]
     return ", ".join(diff)
