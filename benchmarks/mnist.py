@@ -103,6 +103,21 @@ CONFIGS: dict[str, dict[str, Config]] = {
     },
 }
 METHODS = list(CONFIGS["lenet300"])
+BATCH_SIZE = 128
+MOMENTUM = 0.9
+
+
+def _recipe(cfg: Config) -> dict[str, Any]:
+    """A config's hyperparameters as runs record them."""
+    return {
+        "lam": cfg.lam,
+        "epochs": cfg.epochs,
+        "lr": cfg.lr,
+        "momentum": MOMENTUM,
+        "batch_size": BATCH_SIZE,
+        "finetune_epochs": cfg.finetune_epochs,
+        **cfg.extra,
+    }
 
 
 def _penalty(method: str, lam: Any, lr: Any, extra: dict) -> optax.GradientTransformation:
@@ -175,10 +190,10 @@ def run(
         x_train = x_train.reshape(len(x_train), -1)
         x_eval = x_eval.reshape(len(x_eval), -1)
     model = _model(net, seed)
-    bs = 128
+    bs = BATCH_SIZE
     spe = max(len(x_train) // bs, 1)
     lr = optax.cosine_decay_schedule(cfg.lr, spe * cfg.epochs)
-    sgd = optax.sgd(lr, momentum=0.9)
+    sgd = optax.sgd(lr, momentum=MOMENTUM)
     lam = optax.linear_schedule(0.0, cfg.lam, spe)  # warm-up over the first epoch
     common = dict(epochs=cfg.epochs, batch_size=bs, seed=seed, progress=False)
 
@@ -205,7 +220,7 @@ def run(
         _magnitude_prune(model, sparsity_like)
     if cfg.finetune_epochs:
         lr_ft = optax.cosine_decay_schedule(cfg.lr / 10, spe * cfg.finetune_epochs)
-        tx_ft = optax.chain(optax.sgd(lr_ft, momentum=0.9), so.keep_zeros())
+        tx_ft = optax.chain(optax.sgd(lr_ft, momentum=MOMENTUM), so.keep_zeros())
         train(model, tx_ft, x_train, y_train, **{**common, "epochs": cfg.finetune_epochs})
 
     stats = kernel_stats(model)
@@ -228,15 +243,9 @@ def run(
         "flops_before": report.flops_before,
         "seconds": time.perf_counter() - t0,
         "hyperparameters": {
-            "lam": cfg.lam,
-            "epochs": cfg.epochs,
-            "lr": cfg.lr,
-            "momentum": 0.9,
-            "batch_size": bs,
-            "finetune_epochs": cfg.finetune_epochs,
+            **_recipe(cfg),
             "magnitude_sparsity": sparsity_like,
             "mirrors": mirrors,
-            **cfg.extra,
         },
     }
 
@@ -253,13 +262,8 @@ def _variant(r: dict) -> str:
     cfg = CONFIGS.get(r["net"], {}).get(r["method"])
     if cfg is None:
         return ""
-    ref = {
-        "epochs": cfg.epochs,
-        "lr": cfg.lr,
-        "finetune_epochs": cfg.finetune_epochs,
-        **cfg.extra,
-    }
-    skip = _PER_SEED | {"lam", "mirrors", "momentum", "batch_size", "like"}
+    ref = _recipe(cfg)
+    skip = _PER_SEED | {"lam", "mirrors"}
     diff = [
         f"{k} {hp.get(k, '-')}"
         for k in {**ref, **hp}  # the union of the keys, in order
