@@ -569,68 +569,114 @@ def _group_shrink(x: Array, tau: Array, axis: int) -> Array:
 # Groups are processed in blocks of about this many bytes, so that the passes of the
 # threshold search over a block read it from cache rather than from memory.
 _EXCLUSIVE_BLOCK_BYTES = 1 << 20
+# Groups with at least this many members start the search from a strided sample of
+# about this many rows (see _exclusive_theta).
+_EXCLUSIVE_SAMPLE_ROWS = 256
 
 
-def _exclusive_theta(a: Array, tau: Array) -> Array:
-    """Common shrink of each column of ``a`` (magnitudes, shape ``(members, groups)``).
+def _exclusive_newton(a: Array, tau: Array, th: Array) -> Array:
+    """Newton's method for the exclusive threshold of each column of ``a``, from ``th``.
 
-    The exclusive prox is ``sign(x) max(|x| - theta, 0)`` where theta is the root of the
-    decreasing, convex, piecewise-linear ``phi(theta) = tau sum(max(a - theta, 0)) - theta``.
-    Newton's method from ``theta = 0`` (a lower bound) reads
-    ``theta <- tau S / (1 + tau n)`` with ``S``, ``n`` the sum and count of ``a > theta``:
-    on a convex function it increases monotonically without passing the root, so the
-    support ``{a > theta}`` only shrinks, and once it stops changing theta is the exact
-    root, ``tau S_s / (1 + tau s)`` on the final support, which is the sort-based
-    formula of Kong et al. without the sort. It takes at most ``members + 1`` passes and
-    in practice a handful (7 on Gaussian columns of 4096). Taking the maximum with the
+    ``a`` holds magnitudes, shape ``(members, groups)``. The exclusive prox is
+    ``sign(x) max(|x| - theta, 0)`` where theta is the root of the decreasing, convex,
+    piecewise-linear ``phi(theta) = tau sum(max(a - theta, 0)) - theta``. A Newton step
+    reads ``theta <- tau S / (1 + tau n)`` with ``S``, ``n`` the sum and count of
+    ``a > theta``. Because phi is convex, its tangent lies below it, so one step from
+    any start lands at or below the root; from there the iteration increases
+    monotonically without passing the root, the support ``{a > theta}`` only shrinks,
+    and once it stops changing theta is the exact root ``tau S_s / (1 + tau s)`` on the
+    final support: the sort-based formula of Kong et al. without the sort. That takes
+    at most ``members + 1`` passes, in practice a handful. Taking the maximum with the
     previous theta keeps the iteration monotone under rounding, so it always stops.
-    A NaN in a column makes its theta NaN, which ends the search for that column.
+    A NaN counts as inside the support, so it makes its column's theta NaN, which
+    ends the search for that column.
     """
-    th = tau * jnp.sum(a, axis=0, keepdims=True)
-    n = jnp.sum((a > 0).astype(a.dtype), axis=0, keepdims=True)
-    th = th / (1.0 + tau * n)
+
+    def newton_step(th: Array) -> tuple[Array, Array]:
+        # Counting the signs of the kept values rather than the mask itself lets XLA
+        # CPU read one select for both sums (about 25% faster per pass); every kept
+        # value is positive, as theta >= 0.
+        kept = jnp.where(a <= th, 0.0, a)
+        s = jnp.sum(kept, axis=0, keepdims=True)
+        n = jnp.sum(jnp.sign(kept), axis=0, keepdims=True)
+        return tau * s / (1.0 + tau * n), n
+
+    th, n = newton_step(th)
 
     def body(state):
         th, n_prev, _ = state
-        inside = a > th
-        s = jnp.sum(jnp.where(inside, a, 0.0), axis=0, keepdims=True)
-        n = jnp.sum(inside.astype(a.dtype), axis=0, keepdims=True)
-        th = jnp.maximum(th, tau * s / (1.0 + tau * n))
-        return th, n, jnp.any(n != n_prev)
+        new, n = newton_step(th)
+        th = jnp.maximum(th, new)
+        # A NaN column has a NaN count, which never equals the previous one.
+        return th, n, jnp.any((n != n_prev) & ~jnp.isnan(th))
 
     th, _, _ = jax.lax.while_loop(lambda st: st[2], body, (th, n, jnp.array(True)))
     return th
 
 
-def _exclusive_cols(cols: Array, tau: Array) -> Array:
-    a = jnp.abs(cols)
-    return jnp.sign(cols) * jnp.maximum(a - _exclusive_theta(a, tau), 0.0)
+def _exclusive_theta(a: Array, tau: Array) -> Array:
+    """Exclusive threshold of each column of ``a`` (magnitudes, ``(members, groups)``).
+
+    Long groups start the full search from the threshold of a strided sample of rows,
+    with ``tau`` scaled by ``members / sample`` so that the sample's sum stands for the
+    column's. That start is within a few percent of the root on typical columns, which
+    saves two to three full passes (out of about eight from zero on Gaussian columns of
+    4096). The start only affects the number of passes: from any start, the search
+    ends at the exact root.
+    """
+    members = a.shape[0]
+    stride = members // _EXCLUSIVE_SAMPLE_ROWS
+    th = jnp.zeros_like(tau)
+    if stride >= 2:
+        sample = a[::stride]
+        th = _exclusive_newton(sample, tau * (members / sample.shape[0]), th)
+    return _exclusive_newton(a, tau, th)
 
 
-def _exclusive(x: Array, tau: Array, axis: int) -> Array:
+def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Array:
+    """Soft thresholding by ``mu tau``, then the exclusive prox with ``(1 - mu) tau``.
+
+    Both are shrinkages of ``|x|`` (by ``mu tau``, then by theta), so they are applied
+    together in one final pass over ``x``; ``mu = 0`` is the plain exclusive prox.
+    """
     # Lay the groups out as columns (members, groups): a free reshape for axis=-1.
     moved = jnp.moveaxis(x, axis, -1)
     cols = moved.reshape(-1, moved.shape[-1])
     members, groups = cols.shape
     tau = jnp.moveaxis(tau, axis, -1).reshape(1, -1) if tau.ndim else tau.reshape(1, 1)
     tau = jnp.broadcast_to(tau, (1, groups))
-    # Blocks of `width` whole groups (a power of two, at least a cache line of float32).
+    shift, tau = mu * tau, (1.0 - mu) * tau
+
+    def theta(c: Array, t: Array, sh: Array) -> Array:
+        return _exclusive_theta(jnp.maximum(jnp.abs(c) - sh, 0.0), t)
+
+    # The search runs over blocks of `width` whole groups (a power of two, at least a
+    # cache line of float32) and keeps only the thresholds; the output is then written
+    # in one fused pass, so no full-size intermediate is allocated.
     width = max(16, _EXCLUSIVE_BLOCK_BYTES // (cols.dtype.itemsize * max(members, 1)))
     width = 1 << (width.bit_length() - 1)
     n_blocks = groups // width
     if n_blocks <= 1:
-        out = _exclusive_cols(cols, tau)
+        th = theta(cols, tau, shift)
     else:
 
-        def block(i, out):
+        def block(i, th):
             sl = lambda v: jax.lax.dynamic_slice_in_dim(v, i * width, width, axis=1)  # noqa: E731
-            res = _exclusive_cols(sl(cols), sl(tau))
-            return jax.lax.dynamic_update_slice_in_dim(out, res, i * width, axis=1)
+            return jax.lax.dynamic_update_slice_in_dim(
+                th, theta(sl(cols), sl(tau), sl(shift)), i * width, 1
+            )
 
-        out = jax.lax.fori_loop(0, n_blocks, block, jnp.zeros_like(cols))
+        th = jax.lax.fori_loop(0, n_blocks, block, jnp.zeros_like(tau))
         done = n_blocks * width
         if done < groups:
-            out = out.at[:, done:].set(_exclusive_cols(cols[:, done:], tau[:, done:]))
+            rest = slice(done, None)
+            th = th.at[:, rest].set(theta(cols[:, rest], tau[:, rest], shift[:, rest]))
+    # tau = 0 must leave x alone even where the group sum is inf (0 * inf is NaN).
+    th = jnp.where(tau > 0, th, 0.0)
+    out = jnp.sign(cols) * jnp.maximum(jnp.abs(cols) - shift - th, 0.0)
+    # |x| = inf: theta is inf too, which zeroes the rest of the group, the limit of the
+    # prox as that entry grows; the entry itself keeps growing, so it stays inf.
+    out = jnp.where(jnp.isinf(cols), cols, out)
     return jnp.moveaxis(out.reshape(moved.shape), -1, axis)
 
 
@@ -723,7 +769,7 @@ def prox_l1_exclusive(
     xc, dt, ct, tau, axis = _group_start(x, step, lam, axis)
     check_unit_interval(mu, "mu")
     m = _cast(mu, ct)
-    return _exclusive(_soft(xc, m * tau), (1.0 - m) * tau, axis).astype(dt)
+    return _exclusive(xc, tau, axis, mu=m).astype(dt)
 
 
 def prox_tl1_group(

@@ -394,6 +394,53 @@ def test_exclusive_nan_poisons_only_its_group():
     assert not np.any(np.isnan(np.delete(z, 150, axis=1)))
 
 
+def test_exclusive_unrepresentative_sample():
+    """Long groups start the search from a strided sample of rows. A sample that
+    misrepresents its column changes only the number of passes, not the result, and a
+    NaN on a sampled row still poisons its group (and ends the search)."""
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=(4096, 64))
+    x[::16, 3] = 50.0  # every sampled row is large: the start is far above the root
+    x[1::16, 4] = 50.0  # no sampled row is: the start is far below it
+    x[:, 5] = np.linspace(-3.0, 3.0, 4096)
+    x[:, 6] = 0.0
+    x[:8, 6] = 1.0  # nonzeros only where the sample sees one of them
+    with jax.enable_x64(True):
+        z = np.asarray(so.prox_exclusive(jnp.asarray(x), 1.0, 5e-3))
+    want = _exclusive_sort_ref(x, 5e-3)
+    np.testing.assert_allclose(z, want, rtol=1e-12, atol=1e-12 * 50)
+    assert np.array_equal(z == 0, want == 0)
+    x32 = x.astype(np.float32)
+    x32[0, 9] = np.nan
+    z32 = np.asarray(so.prox_exclusive(jnp.asarray(x32), 1.0, 5e-3))
+    assert np.all(np.isnan(z32[:, 9]))
+    assert not np.any(np.isnan(np.delete(z32, 9, axis=1)))
+
+
+@pytest.mark.parametrize("members", [300, 4096])
+def test_exclusive_infinite_entry(members):
+    """As one entry grows, theta grows with it: the rest of its group goes to zero and
+    the entry itself grows without bound. Other groups are unaffected; lam = 0 is the
+    identity even with an infinite entry."""
+    rng = np.random.default_rng(15)
+    x = rng.normal(size=(members, 8)).astype(np.float32)
+    xi = x.copy()
+    xi[10, 2] = np.inf
+    xi[20, 5] = -np.inf
+    for prox in (
+        lambda v, lam: so.prox_exclusive(v, 1.0, lam),
+        lambda v, lam: so.prox_l1_exclusive(v, 1.0, lam, 0.3),
+    ):
+        z = np.asarray(prox(jnp.asarray(xi), 0.01))
+        assert z[10, 2] == np.inf and z[20, 5] == -np.inf
+        assert np.all(np.delete(z[:, 2], 10) == 0) and np.all(np.delete(z[:, 5], 20) == 0)
+        others = [0, 1, 3, 4, 6, 7]
+        np.testing.assert_array_equal(
+            z[:, others], np.asarray(prox(jnp.asarray(x), 0.01))[:, others]
+        )
+        np.testing.assert_array_equal(np.asarray(prox(jnp.asarray(xi), 0.0)), xi)
+
+
 # Worst relative objective excess (f_split - f_min) / f_min of the tl1_group splitting
 # over the global minimum, on 300 random groups of 2 per (a, alpha). Measured: 4.5%
 # (a=0.2, alpha=0.5); the README quotes this. The test fails if the splitting gets worse.
