@@ -39,6 +39,7 @@ PENALTIES: dict[str, Callable[..., optax.GradientTransformation]] = {
     "mcp": so.mcp,
     "scad": so.scad,
     "group_lasso": so.group_lasso,
+    "group_l0": so.group_hard_threshold,
     "sparse_group_lasso": lambda lam, alpha=0.5, **kw: so.sparse_group_lasso(
         lam, alpha=alpha, **kw
     ),

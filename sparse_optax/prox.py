@@ -60,6 +60,7 @@ __all__ = [
     "prox_mcp",
     "prox_scad",
     "prox_group_lasso",
+    "prox_group_l0",
     "prox_exclusive",
     "prox_sparse_group_lasso",
     "prox_l1_exclusive",
@@ -73,6 +74,7 @@ __all__ = [
     "penalty_mcp",
     "penalty_scad",
     "penalty_group_lasso",
+    "penalty_group_l0",
     "penalty_exclusive",
     "penalty_sparse_group_lasso",
     "penalty_l1_exclusive",
@@ -708,6 +710,33 @@ def prox_group_lasso(x: ArrayLike, step: ArrayLike, lam: ArrayLike, axis: int = 
     return _group_shrink(xc, tau, axis).astype(dt)
 
 
+def prox_group_l0(x: ArrayLike, step: ArrayLike, lam: ArrayLike, axis: int = -1) -> Array:
+    r"""Group hard thresholding, the proximal operator of the number of nonzero groups.
+
+    .. math::
+
+        \operatorname*{argmin}_z \tfrac12\|z-x\|^2
+        + \text{step}\,\lambda\,\#\{g : z_g \ne 0\},
+        \qquad z_g = x_g \text{ if } \|x_g\|_2 > \sqrt{2\tau} \text{ else } 0.
+
+    The problem separates over groups, and a group either pays :math:`\tau` and is
+    best left at :math:`x_g`, or is zeroed at cost :math:`\tfrac12\|x_g\|_2^2`; at a
+    tie 0 is returned, as in :func:`prox_l0`. Groups are as in :func:`prox_group_lasso`
+    (default ``axis=-1``: output units and filters; ``axis=-2``: input rows). Unlike
+    the group lasso it does not shrink the groups it keeps. The penalty is the group
+    :math:`\ell_0` that Louizos, Welling & Kingma ("Learning sparse neural networks
+    through :math:`L_0` regularization", ICLR 2018) relax with stochastic gates to
+    remove neurons; this is its exact proximal step.
+    """
+    xc, dt, _, tau, axis = _group_start(x, step, lam, axis)
+    sq = jnp.sum(xc * xc, axis=_other_axes(xc.ndim, axis), keepdims=True)
+    # Squares of a tiny group may underflow to 0, which is below any positive threshold
+    # but must not zero the group at tau = 0 (the identity). A NaN fails the test and
+    # leaves its group as it is.
+    zero = (sq <= 2.0 * tau) & (tau > 0)
+    return jnp.where(zero, jnp.zeros_like(xc), xc).astype(dt)
+
+
 def prox_exclusive(x: ArrayLike, step: ArrayLike, lam: ArrayLike, axis: int = -1) -> Array:
     r"""Proximal operator of the exclusive lasso (squared :math:`\ell_1` per group).
 
@@ -892,6 +921,13 @@ def penalty_group_lasso(x: ArrayLike, lam: ArrayLike, axis: int = -1) -> Array:
     r""":math:`\lambda\sum_g\|x_g\|_2`, groups along ``axis``."""
     xc, lam_, axis = _group_pen_start(x, lam, axis)
     return jnp.sum(lam_ * _group_norms(xc, axis))
+
+
+def penalty_group_l0(x: ArrayLike, lam: ArrayLike, axis: int = -1) -> Array:
+    r""":math:`\lambda\,\#\{g : x_g \ne 0\}`, groups along ``axis``."""
+    xc, lam_, axis = _group_pen_start(x, lam, axis)
+    nonzero = jnp.any(xc != 0, axis=_other_axes(xc.ndim, axis), keepdims=True)
+    return jnp.sum(lam_ * nonzero.astype(xc.dtype))
 
 
 def penalty_exclusive(x: ArrayLike, lam: ArrayLike, axis: int = -1) -> Array:

@@ -71,6 +71,7 @@ from sparse_optax._checks import (
 from sparse_optax.prox import (
     prox_capped_l1,
     prox_exclusive,
+    prox_group_l0,
     prox_group_lasso,
     prox_half,
     prox_l0,
@@ -104,6 +105,7 @@ __all__ = [
     "mcp",
     "scad",
     "group_lasso",
+    "group_hard_threshold",
     "exclusive_lasso",
     "sparse_group_lasso",
     "l1_exclusive",
@@ -419,6 +421,27 @@ def group_lasso(
 ) -> optax.GradientTransformation:
     _check_axis(axis)
     return proximal(prox_group_lasso, lam, learning_rate=learning_rate, mask=mask, axis=axis)
+
+
+@_doc(
+    r"""Proximal step for the group :math:`\ell_0` penalty :math:`\lambda\,\#\{g : p_g \ne 0\}`.
+
+    .. math:: p_g \leftarrow x_g\,[\|x_g\|_2 > \sqrt{2 s_k\lambda_k}],\quad x = p + u
+        \quad (:func:`prox_group_l0`).
+
+    Whole units (default ``axis=-1``) or input rows (``axis=-2``) are removed, and the
+    kept ones are not shrunk. Reference: Louizos, Welling & Kingma, ICLR 2018.
+"""
+)
+def group_hard_threshold(
+    lam: ScalarOrSchedule,
+    axis: int = -1,
+    *,
+    learning_rate: ScalarOrSchedule = 1.0,
+    mask: MaskOrFn = None,
+) -> optax.GradientTransformation:
+    _check_axis(axis)
+    return proximal(prox_group_l0, lam, learning_rate=learning_rate, mask=mask, axis=axis)
 
 
 @_doc(

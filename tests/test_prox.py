@@ -293,6 +293,12 @@ def _rho(z, a):
 
 GROUPS = [
     Group("group_lasso", so.prox_group_lasso, so.penalty_group_lasso, lambda z, lam: lam * _l2(z)),
+    Group(
+        "group_l0",
+        so.prox_group_l0,
+        so.penalty_group_l0,
+        lambda z, lam: lam * np.any(z != 0, axis=-1),
+    ),
     Group("exclusive", so.prox_exclusive, so.penalty_exclusive, lambda z, lam: lam * _l1sq(z)),
     Group(
         "sparse_group_lasso",
@@ -392,6 +398,23 @@ def test_exclusive_nan_poisons_only_its_group():
     z = np.asarray(so.prox_exclusive(jnp.asarray(x), 1.0, 0.01))
     assert np.all(np.isnan(z[:, 150]))
     assert not np.any(np.isnan(np.delete(z, 150, axis=1)))
+
+
+def test_group_l0_keeps_or_zeroes_whole_groups():
+    # Columns with norms 5, 0.141 and 2 against the threshold sqrt(2 * 1.5) = 1.73: the
+    # kept columns come back unshrunk, bit for bit.
+    x = jnp.asarray([[3.0, 0.1, 0.0], [4.0, -0.1, 2.0]])
+    z = np.asarray(so.prox_group_l0(x, 1.0, 1.5))
+    np.testing.assert_array_equal(z, [[3.0, 0.0, 0.0], [4.0, 0.0, 2.0]])
+    # At the threshold (norm^2 = 2 tau) both are minimizers; 0 is returned, as by prox_l0.
+    np.testing.assert_array_equal(so.prox_group_l0(jnp.asarray([[1.0], [1.0]]), 1.0, 1.0), 0.0)
+    # lam = 0 is the identity, even for a group whose squares underflow.
+    tiny = jnp.asarray([[1e-30], [-1e-30]], jnp.float32)
+    np.testing.assert_array_equal(so.prox_group_l0(tiny, 1.0, 0.0), tiny)
+    assert not np.any(np.asarray(so.prox_group_l0(tiny, 1.0, 1e-3)))
+    # Groups along axis -2 are rows: row 1 (norm 0.141) goes.
+    zr = np.asarray(so.prox_group_l0(x.T, 1.0, 1.5, axis=-2))
+    np.testing.assert_array_equal(zr, np.asarray(x.T) * np.array([[1.0], [0.0], [1.0]]))
 
 
 def test_exclusive_unrepresentative_sample():
@@ -522,13 +545,21 @@ ALL_OPS: list[tuple[str, Callable]] = [
     ("mcp", lambda x, s, lam: so.prox_mcp(x, s, lam, 2.5)),
     ("scad", lambda x, s, lam: so.prox_scad(x, s, lam, 3.7)),
     ("group_lasso", so.prox_group_lasso),
+    ("group_l0", so.prox_group_l0),
     ("exclusive", so.prox_exclusive),
     ("sparse_group_lasso", lambda x, s, lam: so.prox_sparse_group_lasso(x, s, lam, 0.5)),
     ("l1_exclusive", lambda x, s, lam: so.prox_l1_exclusive(x, s, lam, 0.5)),
     ("tl1_group", lambda x, s, lam: so.prox_tl1_group(x, s, lam, 1.0, 0.5)),
 ]
 ALL_IDS = [n for n, _ in ALL_OPS]
-GROUP_NAMES = {"group_lasso", "exclusive", "sparse_group_lasso", "l1_exclusive", "tl1_group"}
+GROUP_NAMES = {
+    "group_lasso",
+    "group_l0",
+    "exclusive",
+    "sparse_group_lasso",
+    "l1_exclusive",
+    "tl1_group",
+}
 
 
 def _assert_close_at_x_scale(got, want, x):

@@ -43,6 +43,7 @@ _SCRIPT = textwrap.dedent(
         "soft_threshold": so.soft_threshold(5.0, learning_rate=0.1),
         "half_threshold": so.half_threshold(5.0, learning_rate=0.1),
         "group_lasso": so.group_lasso(40.0, learning_rate=0.1),
+        "group_hard_threshold": so.group_hard_threshold(100.0, learning_rate=0.1),
         "exclusive_lasso": so.exclusive_lasso(1.0, learning_rate=0.1),
         "sparse_group_lasso": so.sparse_group_lasso(30.0, 0.5, learning_rate=0.1),
         "tl1_group": so.tl1_group(30.0, 1.0, 0.5, learning_rate=0.1),
@@ -73,7 +74,7 @@ _SCRIPT = textwrap.dedent(
 
 def test_sharded_updates_match_single_device():
     result = run_on_8_host_devices(_SCRIPT)
-    assert len(result) == 6
+    assert len(result) == 7
     for name, r in result.items():
         assert r["sharding_kept"], (name, r)
         assert r["same_zeros"], (name, r)

@@ -29,6 +29,7 @@ FACTORIES = [
     ("mcp", so.mcp, so.prox_mcp, {"gamma": 3.0}, 5.0, 0.03),
     ("scad", so.scad, so.prox_scad, {"a": 3.7}, 5.0, 0.03),
     ("group_lasso", so.group_lasso, so.prox_group_lasso, {"axis": -1}, 30.0, 0.2),
+    ("group_hard_threshold", so.group_hard_threshold, so.prox_group_l0, {"axis": -1}, 60.0, 1.0),
     ("exclusive_lasso", so.exclusive_lasso, so.prox_exclusive, {"axis": -1}, 3.0, 0.003),
     (
         "sparse_group_lasso",
@@ -143,8 +144,8 @@ def test_step_matches_prox(name, factory, prox, kwargs, lam, _, dtype):
 
 @pytest.mark.parametrize(
     ("name", "factory", "prox", "kwargs", "lam", "_"),
-    [FACTORIES[2], FACTORIES[5], FACTORIES[8], FACTORIES[11]],
-    ids=[IDS[2], IDS[5], IDS[8], IDS[11]],
+    [FACTORIES[2], FACTORIES[5], FACTORIES[8], FACTORIES[12]],
+    ids=[IDS[2], IDS[5], IDS[8], IDS[12]],
 )
 def test_after_adam(name, factory, prox, kwargs, lam, _):
     adam = optax.adam(ETA)
