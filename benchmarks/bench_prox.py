@@ -55,6 +55,7 @@ ELEMENTWISE: dict[str, Callable] = {
 }
 GROUP: dict[str, Callable] = {
     "group_lasso": lambda x: so.prox_group_lasso(x, 0.1, 0.5),
+    "group_l0": lambda x: so.prox_group_l0(x, 0.1, 0.5),
     "exclusive": lambda x: so.prox_exclusive(x, 0.1, 0.05),
     "sparse_group_lasso": lambda x: so.prox_sparse_group_lasso(x, 0.1, 0.5, 0.5),
     "l1_exclusive": lambda x: so.prox_l1_exclusive(x, 0.1, 0.05, 0.5),

@@ -44,12 +44,20 @@ TRANSFORMS: dict[str, Callable[[], optax.GradientTransformation]] = {
     "mcp": lambda: so.mcp(1e-4),
     "scad": lambda: so.scad(1e-4),
     "group_lasso": lambda: so.group_lasso(1e-4),
+    "group_hard_threshold": lambda: so.group_hard_threshold(1e-4),
     "exclusive_lasso": lambda: so.exclusive_lasso(1e-5),
     "sparse_group_lasso": lambda: so.sparse_group_lasso(1e-4, alpha=0.5),
     "l1_exclusive": lambda: so.l1_exclusive(1e-5, mu=0.5),
     "tl1_group": lambda: so.tl1_group(1e-4, a=1.0, alpha=0.5),
 }
-GROUP = {"group_lasso", "exclusive_lasso", "sparse_group_lasso", "l1_exclusive", "tl1_group"}
+GROUP = {
+    "group_lasso",
+    "group_hard_threshold",
+    "exclusive_lasso",
+    "sparse_group_lasso",
+    "l1_exclusive",
+    "tl1_group",
+}
 
 
 def _median_time(step: Callable, carry, args, repeats: int):
