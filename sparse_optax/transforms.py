@@ -43,7 +43,9 @@ bit for bit.
 
 With :func:`optax.inject_hyperparams`, pass ``static_args=("axis", "mask")`` for the
 group transforms (``axis`` must stay a Python int), and ``static_args="mask"`` when
-``mask`` is a callable (otherwise it would be taken for a schedule).
+``mask`` is a callable (otherwise it would be taken for a schedule). For
+:func:`proximal` itself, ``prox_fn`` is a callable too:
+``optax.inject_hyperparams(proximal, static_args="prox_fn")(prox_fn=prox_tl1, lam=0.1, a=2.0)``.
 
 ADMM
 ----
@@ -220,6 +222,10 @@ def proximal(
     """
     if not callable(prox_fn):
         raise TypeError(f"prox_fn must be callable, got {type(prox_fn).__name__}.")
+    # optax.inject_hyperparams binds this signature and passes the var-keyword
+    # arguments back as a single keyword argument named after them.
+    if set(prox_kwargs) == {"prox_kwargs"} and isinstance(prox_kwargs["prox_kwargs"], dict):
+        prox_kwargs = prox_kwargs["prox_kwargs"]
     _check_hyper_or_schedule(lam, "lam")
     _check_hyper_or_schedule(learning_rate, "learning_rate")
 

@@ -205,6 +205,24 @@ def test_inject_hyperparams_changes_take_effect():
     _assert_prox_close(pk + upd["dense"]["kernel"], so.prox_group_lasso(pk + gk, 1.0, 4.0), pk)
 
 
+def test_inject_hyperparams_of_proximal():
+    # optax binds proximal's signature and hands the prox's keyword arguments back as
+    # one keyword named prox_kwargs; they must still reach the prox.
+    tx = optax.inject_hyperparams(so.proximal, static_args="prox_fn")(
+        prox_fn=so.prox_tl1, lam=1.0, a=2.0
+    )
+    s = tx.init(P)
+    s.hyperparams["lam"] = jnp.asarray(3.0)
+    upd, _ = jax.jit(tx.update)(G, s, P)
+    pk, gk = P["dense"]["kernel"], G["dense"]["kernel"]
+    want = so.prox_tl1(pk + gk, 1.0, 3.0, a=2.0)
+    assert not np.allclose(want, so.prox_tl1(pk + gk, 1.0, 3.0, a=1.0))
+    _assert_prox_close(pk + upd["dense"]["kernel"], want, pk)
+    tx0 = optax.inject_hyperparams(so.proximal, static_args="prox_fn")(prox_fn=so.prox_l1, lam=1.0)
+    upd0, _ = tx0.update(G, tx0.init(P), P)
+    _assert_prox_close(pk + upd0["dense"]["kernel"], so.prox_l1(pk + gk, 1.0, 1.0), pk)
+
+
 # --------------------------------------------------------------------------- masks
 
 
