@@ -579,6 +579,7 @@ plt.show()
 | $\\ell_{1/2}$, $\\ell_{2/3}$, transformed $\\ell_1$ | `half_threshold`, `two_thirds_threshold`, `transformed_l1(a)` | between $\\ell_0$ and $\\ell_1$: jump at the threshold, little bias | high sparsity with fewer but larger survivors (the quickstart's choice). TL1's `a` slides from $\\ell_0$ (small `a`) to $\\ell_1$ (large `a`) |
 | MCP, SCAD | `mcp(gamma)`, `scad(a)` | $\\ell_1$ near 0, no shrinkage of large weights, continuous | nearly unbiased large weights with a stable, continuous map |
 | group lasso | `group_lasso(axis=-1)` | whole groups (units, filters) die together | you want a smaller *dense* network that runs faster after `compact` ([notebook 03](03_compact_lenet5.ipynb)) |
+| group $\\ell_0$ | `group_hard_threshold(axis=-1)` | keep a whole group unshrunk or kill it | no bias on surviving units. Groups whose norms start alike die together once the threshold passes them: keep `lam` small, and mask out the output layer |
 | exclusive lasso | `exclusive_lasso(axis=-1)` | competition within each group; the largest weight of a group always survives | spreading sparse connections across all units, keeping every unit alive |
 | combinations | `sparse_group_lasso`, `l1_exclusive`, `tl1_group`, or `optax.chain` of two transforms | structured *and* unstructured sparsity | remove units and thin out the ones that are left |
 
