@@ -133,12 +133,14 @@ def _penalty(method: str, lam: Any, lr: Any, extra: dict) -> optax.GradientTrans
     return PENALTIES[method](lam, learning_rate=lr, **extra)
 
 
-def _number(text: str) -> int | float:
+def _number(text: str) -> int | float | str:
     # Integers stay ints: shape parameters such as a group axis must be Python ints.
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _growing_rho(rho0: float, rho_final: float, steps: int, lam: Any) -> tuple[Any, Any]:
@@ -231,11 +233,14 @@ def run(
     elif method.endswith("_inputs"):
         # Groups of both kinds overlap, so the two proxes in turn are a splitting, not
         # the prox of the sum (as for tl1_group).
-        penalty, ratio = PENALTIES[method.removesuffix("_inputs")], cfg.extra["inputs"]
+        units = method.removesuffix("_inputs")
+        # `input_penalty` (e.g. group_l0) may differ from the one on units.
+        inputs = PENALTIES[cfg.extra.get("input_penalty", units)]
+        ratio = cfg.extra["inputs"]
         tx = optax.chain(
             sgd,
-            penalty(lam, learning_rate=lr),
-            penalty(lambda k: ratio * lam(k), learning_rate=lr, axis=-2, mask=_first_dense_kernel),
+            PENALTIES[units](lam, learning_rate=lr),
+            inputs(lambda k: ratio * lam(k), learning_rate=lr, axis=-2, mask=_first_dense_kernel),
         )
         result = train(model, tx, x_train, y_train, **common)
     else:
