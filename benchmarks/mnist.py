@@ -2,10 +2,10 @@
 
 For LeNet-300-100 and LeNet-5-Caffe and each method (dense baseline, l1, l0, l1/2,
 l2/3, transformed l1 + group, l1,1 + l1,2, group lasso, group lasso and group l0 on
-units and on the first dense layer's inputs, capped-l1 via ADMM, global magnitude pruning at the
-same sparsity), this trains, compacts, evaluates and records
-test error, % zero weights, units kept per layer, parameters and FLOPs after
-compaction, wall time, seed and every hyperparameter. It writes
+units and on the first dense layer's inputs, capped-l1 via ADMM, global magnitude
+pruning at the same sparsity), this trains, compacts, evaluates and records test error,
+% zero weights, units kept per layer, parameters and FLOPs after compaction, wall time,
+seed and every hyperparameter. It writes
 ``benchmarks/results/mnist.json``, ``mnist.md`` (mean +- std over seeds) and
 ``mnist.png`` (test error vs fraction of weights kept).
 
@@ -240,12 +240,13 @@ def run(
         # the prox of the sum (as for tl1_group).
         units = method.removesuffix("_inputs")
         # `input_penalty` (e.g. group_l0) may differ from the one on units.
-        inputs = PENALTIES[cfg.extra.get("input_penalty", units)]
+        inputs = cfg.extra.get("input_penalty", units)
         ratio = cfg.extra["inputs"]
+        rows = {"axis": -2, "mask": _first_dense_kernel}
         tx = optax.chain(
             sgd,
-            PENALTIES[units](lam, learning_rate=lr),
-            inputs(lambda k: ratio * lam(k), learning_rate=lr, axis=-2, mask=_first_dense_kernel),
+            _penalty(units, lam, lr, {}),
+            _penalty(inputs, lambda k: ratio * lam(k), lr, rows),
         )
         result = train(model, tx, x_train, y_train, **common)
     else:
