@@ -568,9 +568,11 @@ def _group_shrink(x: Array, tau: Array, axis: int) -> Array:
     return x * factor
 
 
-# Groups are processed in blocks of about this many bytes, so that the passes of the
-# threshold search over a block read it from cache rather than from memory.
-_EXCLUSIVE_BLOCK_BYTES = 1 << 20
+# On CPU, groups are processed in blocks of about this many bytes, so that the passes
+# of the threshold search over a block read it from cache rather than from memory. A
+# backend not listed searches all groups at once: on a GPU each block would be a
+# sequence of small kernel launches, far slower than whole-array passes.
+_EXCLUSIVE_BLOCK_BYTES = {"cpu": 1 << 20}
 # Groups with at least this many members start the search from a strided sample of
 # about this many rows (see _exclusive_theta).
 _EXCLUSIVE_SAMPLE_ROWS = 256
@@ -654,8 +656,11 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Arra
     # The search runs over blocks of `width` whole groups (a power of two, at least a
     # cache line of float32) and keeps only the thresholds; the output is then written
     # in one fused pass, so no full-size intermediate is allocated.
-    width = max(16, _EXCLUSIVE_BLOCK_BYTES // (cols.dtype.itemsize * max(members, 1)))
-    width = 1 << (width.bit_length() - 1)
+    block_bytes = _EXCLUSIVE_BLOCK_BYTES.get(jax.default_backend())
+    width = groups
+    if block_bytes is not None:
+        width = max(16, block_bytes // (cols.dtype.itemsize * max(members, 1)))
+        width = 1 << (width.bit_length() - 1)
     n_blocks = groups // width
     if n_blocks <= 1:
         th = theta(cols, tau, shift)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import sparse_optax as so
+import sparse_optax.prox as prox_module
 
 RNG_SEED = 20261122
 
@@ -369,9 +370,13 @@ def _exclusive_sort_ref(x, tau):
     return np.sign(x) * np.maximum(a - theta, 0.0)
 
 
+@pytest.mark.parametrize("search", ["blocks", "whole"])
 @pytest.mark.parametrize("tau", [1e-5, 5e-3, 0.5, 50.0])
-def test_exclusive_long_groups_match_sort_formula(tau):
-    """Long groups (4096 members), several blocks plus a remainder, per-group strengths."""
+def test_exclusive_long_groups_match_sort_formula(tau, search, monkeypatch):
+    """Long groups (4096 members), per-group strengths; the threshold search over several
+    blocks plus a remainder (as on CPU) or over all groups at once (as on GPU)."""
+    if search == "whole":
+        monkeypatch.setattr(prox_module, "_EXCLUSIVE_BLOCK_BYTES", {})
     rng = np.random.default_rng(12)
     x = rng.standard_t(3, size=(4096, 203)) * loguniform(rng, 0.01, 10, 203)
     x[:, 7] = 0.0
