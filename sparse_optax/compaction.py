@@ -803,6 +803,23 @@ def _decide(w: _Walker) -> np.ndarray:
         removed = new
 
 
+def _exact_matmuls(fn: Callable) -> Callable:
+    """Runs ``fn`` with float32 matrix products and convolutions at full precision.
+
+    On GPUs the default precision rounds float32 operands to TF32 (about 1e-3 relative),
+    and differently for the original and the smaller shapes: that would perturb the
+    folded constants and fail the verification of an exact compaction.
+    """
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with jax.default_matmul_precision("highest"):
+            return fn(*args, **kwargs)
+
+    return wrapped
+
+
+@_exact_matmuls
 def _fold_and_slice(w: _Walker, leaves: list[jax.Array], keep: np.ndarray):
     """Fold removed constant channels into their targets, then gather kept positions."""
     statics, arrays = [], []
@@ -1055,6 +1072,7 @@ def _build_report(w, names, leaves, new_leaves, keep, selection, err, strip) -> 
 # ----------------------------------------------------------------------------- entry points
 
 
+@_exact_matmuls
 def _analyse(fn, leaves, names, x, prune_inputs, strict, structure):
     closed = jax.make_jaxpr(fn)(list(leaves), x)
     leaf_names = ["/".join(n) for n in names]
@@ -1103,6 +1121,7 @@ def _differences(a: Any, b: Any) -> jax.Array:
     return jnp.max(jnp.asarray(pairs, jnp.float32), axis=0)
 
 
+@_exact_matmuls
 def _verify(run_old, run_new, x, kept_inputs, num_inputs, num_random, seed, rtol, atol, declared):
     x = jnp.asarray(x)
     xs = [x]
@@ -1163,7 +1182,9 @@ def compact(
         the notes that kept them); the rest of the graph is still traced.
       num_random, seed, rtol, atol: the check run before returning: both models on
         the sample and ``num_random`` random inputs must agree to ``atol + rtol * scale``
-        (``RuntimeError`` otherwise).
+        (``RuntimeError`` otherwise). The check, like the folding of constants, runs
+        with full-precision float32 matrix products, so that TF32 rounding on GPUs is
+        not taken for a difference.
 
     Returns:
       A new module with smaller arrays and updated ``in_features``/``out_features``/
