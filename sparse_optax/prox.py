@@ -653,9 +653,10 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Arra
     def theta(c: Array, t: Array, sh: Array) -> Array:
         return _exclusive_theta(jnp.maximum(jnp.abs(c) - sh, 0.0), t)
 
-    # The search runs over blocks of `width` whole groups (a power of two, at least a
-    # cache line of float32) and keeps only the thresholds; the output is then written
-    # in one fused pass, so no full-size intermediate is allocated.
+    # On CPU the search runs over blocks of `width` whole groups (a power of two, at
+    # least a cache line of float32), elsewhere over all groups at once; it keeps only
+    # the thresholds, and the output is then written in one fused pass, so no full-size
+    # intermediate is allocated.
     block_bytes = _EXCLUSIVE_BLOCK_BYTES.get(jax.default_backend())
     width = groups
     if block_bytes is not None:
