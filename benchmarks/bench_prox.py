@@ -268,7 +268,7 @@ def main() -> None:
         "rounds": args.rounds,
         "calls_per_timing": calls,
         "note": (
-            "ratio_vs_x_times_c: both calls allocate their output (page faults included);"
+            "ratio_vs_x_times_c: both calls allocate their output (on CPU, page faults included);"
             " in_place_*: input donated, output written in place, as in an optimizer step"
         ),
         "rows": rows,
