@@ -224,7 +224,8 @@ def run(
     spe = max(len(x_train) // bs, 1)
     lr = optax.cosine_decay_schedule(cfg.lr, spe * cfg.epochs)
     sgd = optax.sgd(lr, momentum=MOMENTUM)
-    lam = optax.linear_schedule(0.0, cfg.lam, spe)  # warm-up over the first epoch
+    # lam warms up over the first epoch, or over `warmup` epochs (`--set warmup=5`).
+    lam = optax.linear_schedule(0.0, cfg.lam, spe * cfg.extra.get("warmup", 1))
     common = dict(epochs=cfg.epochs, batch_size=bs, seed=seed, progress=False)
 
     if method in ("dense", "magnitude"):
@@ -255,7 +256,8 @@ def run(
         )
         result = train(model, tx, x_train, y_train, **common)
     else:
-        tx = optax.chain(sgd, _penalty(method, lam, lr, cfg.extra))
+        shape = {k: v for k, v in cfg.extra.items() if k != "warmup"}
+        tx = optax.chain(sgd, _penalty(method, lam, lr, shape))
         result = train(model, tx, x_train, y_train, **common)
 
     if method == "magnitude":
