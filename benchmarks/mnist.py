@@ -427,7 +427,8 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="override a method's extra hyperparameters, e.g. rho=1.0 cap=50 axis=-2",
+        help="override a method's extra hyperparameters, e.g. rho=1.0 cap=50 axis=-2; "
+        "warmup=E warms lam up over E epochs (default 1)",
     )
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--quick", action="store_true", help="CI smoke test: tiny data, 1 epoch")
