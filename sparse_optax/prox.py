@@ -658,11 +658,11 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Arra
     # the thresholds, and the output is then written in one fused pass, so no full-size
     # intermediate is allocated.
     block_bytes = _EXCLUSIVE_BLOCK_BYTES.get(jax.default_backend())
-    width = groups
+    n_blocks = 1
     if block_bytes is not None:
         width = max(16, block_bytes // (cols.dtype.itemsize * max(members, 1)))
         width = 1 << (width.bit_length() - 1)
-    n_blocks = groups // width
+        n_blocks = groups // width
     if n_blocks <= 1:
         th = theta(cols, tau, shift)
     else:
