@@ -34,6 +34,7 @@ the parameter); traced ones are not, so that schedules can feed them under
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -644,7 +645,8 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Arra
     """
     # Lay the groups out as columns (members, groups): a free reshape for axis=-1.
     moved = jnp.moveaxis(x, axis, -1)
-    cols = moved.reshape(-1, moved.shape[-1])
+    # Explicit sizes: reshape(-1, ...) cannot infer a dimension of an empty array.
+    cols = moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1])
     members, groups = cols.shape
     tau = jnp.moveaxis(tau, axis, -1).reshape(1, -1) if tau.ndim else tau.reshape(1, 1)
     tau = jnp.broadcast_to(tau, (1, groups))

@@ -667,6 +667,16 @@ def test_float64(name, fn):
         assert bool(jnp.all(jnp.isfinite(z)))
 
 
+
+@pytest.mark.parametrize("name,fn", ALL_OPS, ids=ALL_IDS)
+@pytest.mark.parametrize("shape", [(0,), (0, 4), (4, 0), (3, 0, 2)])
+def test_empty_arrays(name, fn, shape):
+    # A layer with no units (e.g. fully pruned) is an empty kernel, eager or jitted.
+    x = jnp.zeros(shape, jnp.bfloat16)
+    for f in (fn, jax.jit(fn)):
+        z = f(x, 0.5, 0.4)
+        assert z.shape == shape and z.dtype == jnp.bfloat16
+
 @pytest.mark.parametrize("name,fn", ALL_OPS, ids=ALL_IDS)
 def test_nan_propagates(name, fn):
     x = _test_matrix().at[3, 2].set(jnp.nan)
