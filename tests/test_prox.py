@@ -119,7 +119,13 @@ ELEMENTWISE = [
         so.penalty_scad,
         brute.pen_scad,
         lambda r, n: (2.0 + loguniform(r, 0.01, 5.0, n),),
-        lambda s, lam, a: [s * lam, lam + s * lam, a * lam, lam * np.sqrt(s * (a + 1))],
+        lambda s, lam, a: [
+            s * lam,
+            lam + s * lam,
+            a * lam,
+            lam * np.sqrt(s * (a + 1)),
+            lam * (s + a + 1) / 2,  # the jump for a - 1 <= step < a + 1
+        ],
         None,
     ),
 ]
@@ -667,7 +673,6 @@ def test_float64(name, fn):
         assert bool(jnp.all(jnp.isfinite(z)))
 
 
-
 @pytest.mark.parametrize("name,fn", ALL_OPS, ids=ALL_IDS)
 @pytest.mark.parametrize("shape", [(0,), (0, 4), (4, 0), (3, 0, 2)])
 def test_empty_arrays(name, fn, shape):
@@ -676,6 +681,7 @@ def test_empty_arrays(name, fn, shape):
     for f in (fn, jax.jit(fn)):
         z = f(x, 0.5, 0.4)
         assert z.shape == shape and z.dtype == jnp.bfloat16
+
 
 @pytest.mark.parametrize("name,fn", ALL_OPS, ids=ALL_IDS)
 def test_nan_propagates(name, fn):
