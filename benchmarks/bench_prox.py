@@ -169,6 +169,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1M elements, 5 repeats")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/)")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--ops", default=None, help="comma-separated operators (default: all)")
     args = ap.parse_args()
     backend = jax.default_backend()
     if args.size is None:
@@ -200,7 +201,10 @@ def main() -> None:
         dtype = jnp.dtype(dname)
         x = jax.device_put(jnp.asarray(base, dtype))
         nbytes = 2 * x.size * dtype.itemsize
-        entries = [("x * c (reference)", ref)] + list({**ELEMENTWISE, **GROUP}.items())
+        ops = {**ELEMENTWISE, **GROUP}
+        if args.ops:
+            ops = {k: ops[k] for k in args.ops.split(",")}
+        entries = [("x * c (reference)", ref)] + list(ops.items())
         for name, fn in entries:
             t, t_ref, ratio = _time_vs_ref(fn, ref, x, args.repeats, args.rounds, False, calls)
             row = {
