@@ -121,6 +121,8 @@ CONFIGS: dict[str, dict[str, Config]] = {
     },
 }
 METHODS = list(CONFIGS["lenet300"])
+# Extras that shape the recipe, not the penalty: not passed to the transform.
+_RECIPE_KEYS = {"warmup", "ft_lr", "ft_wd", "units_axis"}
 BATCH_SIZE = 128
 MOMENTUM = 0.9
 
@@ -175,6 +177,12 @@ def _first_dense_kernel(params: Any) -> Any:
         return names[:2] == ["fc1", "kernel"]
 
     return jax.tree_util.tree_map_with_path(is_fc1_kernel, params)
+
+
+def _later_kernels(params: Any) -> Any:
+    """Mask of every kernel but the first dense layer's."""
+    first = _first_dense_kernel(params)
+    return jax.tree.map(lambda p, f: p.ndim >= 2 and not f, params, first)
 
 
 def _model(net: str, seed: int) -> nnx.Module:
@@ -249,14 +257,20 @@ def run(
         inputs = cfg.extra.get("input_penalty", units)
         ratio = cfg.extra["inputs"]
         rows = {"axis": -2, "mask": _first_dense_kernel}
+        # `units_axis=-2` groups the later kernels by rows, as Louizos et al. gate each
+        # layer's inputs: a hidden unit goes with its outgoing weights, and the output
+        # layer's class columns are not penalised. The default groups columns.
+        unit_groups = {}
+        if cfg.extra.get("units_axis", -1) == -2:
+            unit_groups = {"axis": -2, "mask": _later_kernels}
         tx = optax.chain(
             sgd,
-            _penalty(units, lam, lr, {}),
+            _penalty(units, lam, lr, unit_groups),
             _penalty(inputs, lambda k: ratio * lam(k), lr, rows),
         )
         result = train(model, tx, x_train, y_train, **common)
     else:
-        shape = {k: v for k, v in cfg.extra.items() if k != "warmup"}
+        shape = {k: v for k, v in cfg.extra.items() if k not in _RECIPE_KEYS}
         tx = optax.chain(sgd, _penalty(method, lam, lr, shape))
         result = train(model, tx, x_train, y_train, **common)
 
@@ -265,8 +279,12 @@ def run(
             raise ValueError("magnitude pruning needs the sparsity of the method it mirrors")
         _magnitude_prune(model, sparsity_like)
     if cfg.finetune_epochs:
-        lr_ft = optax.cosine_decay_schedule(cfg.lr / 10, spe * cfg.finetune_epochs)
+        # From lr / 10 unless `ft_lr` says otherwise; `ft_wd` adds weight decay.
+        ft_lr = cfg.extra.get("ft_lr", cfg.lr / 10)
+        lr_ft = optax.cosine_decay_schedule(ft_lr, spe * cfg.finetune_epochs)
         tx_ft = optax.chain(optax.sgd(lr_ft, momentum=MOMENTUM), so.keep_zeros())
+        if cfg.extra.get("ft_wd"):
+            tx_ft = optax.chain(optax.add_decayed_weights(cfg.extra["ft_wd"]), tx_ft)
         train(model, tx_ft, x_train, y_train, **{**common, "epochs": cfg.finetune_epochs})
 
     stats = kernel_stats(model)
@@ -428,7 +446,8 @@ def main() -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override a method's extra hyperparameters, e.g. rho=1.0 cap=50 axis=-2; "
-        "warmup=E warms lam up over E epochs (default 1)",
+        "warmup=E warms lam up over E epochs (default 1); ft_lr and ft_wd set the "
+        "fine-tune's learning rate (default lr / 10) and weight decay (default 0)",
     )
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--quick", action="store_true", help="CI smoke test: tiny data, 1 epoch")
