@@ -517,7 +517,7 @@ def prox_scad(x: ArrayLike, step: ArrayLike, lam: ArrayLike, a: ArrayLike = 3.7)
     thresholding rule. Reference: Fan & Li, "Variable selection via nonconcave
     penalized likelihood and its oracle properties", JASA 96 (2001).
 
-    Evaluation: on :math:`z \ge 0` the objective's derivative
+    Evaluation, with :math:`s` = ``step``: on :math:`z \ge 0` the objective's derivative
     :math:`z - |x| + s P'(z)` is continuous, with slope 1 on the outer pieces and
     :math:`1 - s/(a-1)` on the middle one. For :math:`s < a - 1` it is increasing, the
     objective is convex and the prox is the stationary point: :math:`\max(|x| - s\lambda,
