@@ -122,7 +122,7 @@ CONFIGS: dict[str, dict[str, Config]] = {
 }
 METHODS = list(CONFIGS["lenet300"])
 # Extras that shape the recipe, not the penalty: not passed to the transform.
-_RECIPE_KEYS = {"warmup", "ft_lr", "ft_wd", "units_axis"}
+_RECIPE_KEYS = {"warmup", "wd", "ft_lr", "ft_wd", "units_axis"}
 BATCH_SIZE = 128
 MOMENTUM = 0.9
 
@@ -232,6 +232,9 @@ def run(
     spe = max(len(x_train) // bs, 1)
     lr = optax.cosine_decay_schedule(cfg.lr, spe * cfg.epochs)
     sgd = optax.sgd(lr, momentum=MOMENTUM)
+    if cfg.extra.get("wd"):
+        # `wd`: weight decay on every parameter during training (not the fine-tune).
+        sgd = optax.chain(optax.add_decayed_weights(cfg.extra["wd"]), sgd)
     # lam warms up over the first epoch, or over `warmup` epochs (`--set warmup=5`).
     lam = optax.linear_schedule(0.0, cfg.lam, spe * cfg.extra.get("warmup", 1))
     common = dict(epochs=cfg.epochs, batch_size=bs, seed=seed, progress=False)
@@ -446,8 +449,9 @@ def main() -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override a method's extra hyperparameters, e.g. rho=1.0 cap=50 axis=-2; "
-        "warmup=E warms lam up over E epochs (default 1); ft_lr and ft_wd set the "
-        "fine-tune's learning rate (default lr / 10) and weight decay (default 0)",
+        "warmup=E warms lam up over E epochs (default 1); wd adds weight decay to training; "
+        "ft_lr and ft_wd set the fine-tune's learning rate (default lr / 10) and weight "
+        "decay (default 0)",
     )
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--quick", action="store_true", help="CI smoke test: tiny data, 1 epoch")
