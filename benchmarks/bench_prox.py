@@ -171,6 +171,12 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--ops", default=None, help="comma-separated operators (default: all)")
     args = ap.parse_args()
+    ops = {**ELEMENTWISE, **GROUP}
+    if args.ops:
+        unknown = set(args.ops.split(",")) - set(ops)
+        if unknown:
+            ap.error(f"--ops: unknown {sorted(unknown)}; choose from {sorted(ops)}")
+        ops = {k: ops[k] for k in args.ops.split(",")}
     backend = jax.default_backend()
     if args.size is None:
         args.size = 1 << 24 if backend == "cpu" else 1 << 28
@@ -201,9 +207,6 @@ def main() -> None:
         dtype = jnp.dtype(dname)
         x = jax.device_put(jnp.asarray(base, dtype))
         nbytes = 2 * x.size * dtype.itemsize
-        ops = {**ELEMENTWISE, **GROUP}
-        if args.ops:
-            ops = {k: ops[k] for k in args.ops.split(",")}
         entries = [("x * c (reference)", ref)] + list(ops.items())
         for name, fn in entries:
             t, t_ref, ratio = _time_vs_ref(fn, ref, x, args.repeats, args.rounds, False, calls)

@@ -451,7 +451,7 @@ def main() -> None:
         help="override a method's extra hyperparameters, e.g. rho=1.0 cap=50 axis=-2; "
         "warmup=E warms lam up over E epochs (default 1); wd adds weight decay to training; "
         "ft_lr and ft_wd set the fine-tune's learning rate (default lr / 10) and weight "
-        "decay (default 0)",
+        "decay (default 0); units_axis=-2 groups the _inputs methods' later kernels by rows",
     )
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--quick", action="store_true", help="CI smoke test: tiny data, 1 epoch")
