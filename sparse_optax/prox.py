@@ -317,12 +317,14 @@ def prox_two_thirds(x: ArrayLike, step: ArrayLike, lam: ArrayLike) -> Array:
     :math:`[2^{-1/3}, 1]` where :math:`f' = 4u^3 - 1 \ge 1`. :math:`|x|^{-1/3}` comes
     from a bit-level start and two multiplication-only Newton steps (relative error
     1e-5, no ``cbrt``); a degree-6 polynomial in :math:`t` then starts within 1e-4 of
-    the root, and one Newton step (two in float64) on the quartic in :math:`w` itself,
-    scaled by the approximate :math:`|x|^{-1}` (a scaling leaves the step unchanged, so
-    the approximations only affect the start), reaches round-off: Newton's error
-    constant :math:`f''/(2f') \le 4` here squares 1e-4 to 4e-8. The result is formed as
-    :math:`|x| - \tfrac23\tau/w` (equal to :math:`w^3` at the root), whose error is at
-    most that of :math:`w` instead of three times it, with that division and the Newton
+    the root, and one Newton step (two in float64) reaches round-off: Newton's error
+    constant :math:`f''/(2f') \le 4` here squares 1e-4 to 4e-8. The step runs on
+    :math:`u^4 - k u + t` with :math:`k = |x| r^3` and :math:`t = \tfrac23\tau r^4`
+    for the approximate :math:`r \approx |x|^{-1/3}`: that is the quartic in
+    :math:`w = u/r` scaled by :math:`r^4`, so :math:`u/r` is the exact root whatever
+    the error in :math:`r`, and every intermediate is of order 1. The result is formed
+    as :math:`|x| - \tfrac23\tau r/u` (:math:`w^3` at the root), whose error is at
+    most that of :math:`u` instead of three times it, with that division and the Newton
     step's merged into one. Verified against the float64 root to 4 ulp over
     :math:`|x| \in [10^{-4}, 10^4]\max(\tau, 1)` (``tests/test_prox.py``).
     """
@@ -330,30 +332,29 @@ def prox_two_thirds(x: ArrayLike, step: ArrayLike, lam: ArrayLike) -> Array:
     tau = _cast(step, ct) * _cast(lam, ct)
     ax = jnp.abs(xc)
     c = (2.0 / 3.0) * tau
-    # |x| <= 2 c^{3/4}; "not >" so that NaN takes the root branch.
-    zero = ax <= 2.0 * jnp.sqrt(c * jnp.sqrt(c))
+    # |x| <= 2 c^{3/4}, with c^{3/4} as a product of roots: c * sqrt(c) underflows
+    # for c < 1e-30. "not >" so that NaN takes the root branch.
+    zero = ax <= 2.0 * (jnp.sqrt(c) * jnp.sqrt(jnp.sqrt(c)))
     big = jnp.maximum(ax, jnp.finfo(ct).tiny)
     r = _approx_rcbrt(big)
     r2 = r * r
     # Clipping t keeps the (discarded) root branch finite below the threshold.
     t = jnp.minimum((c * r2) * r2, _TWO_THIRDS_T)
-    w = (big * r2) * (1.0 + t * _horner(_TWO_THIRDS_P, t))
-    # Newton on F(w) = s (w^4 - |x| w + c) with s = r^3 ~ 1/|x|, written so that no
-    # intermediate exceeds |x| (w^4 alone would overflow float32 for |x| > 1e28).
-    # Any positive s leaves the step unchanged; the floor keeps it from flushing to
-    # zero (a subnormal) for |x| > 2^126.
-    s = jnp.maximum(r2 * r, jnp.finfo(ct).tiny)
-    k = big * s
-    cs = c * s
+    u = 1.0 + t * _horner(_TWO_THIRDS_P, t)
+    # Newton on u^4 - k u + t with k = |x| r^3: the quartic in w = u / r scaled by r^4,
+    # so its root gives w exactly even though r only approximates |x|^{-1/3}. k is
+    # about 1, and every intermediate is O(1) whatever |x| (no overflow for huge |x|).
+    k = (big * r2) * r
     steps = 2 if ct == jnp.float64 else 1
     for i in range(steps):
-        m = (w * w) * (w * s)
-        f = w * (m - k) + cs
+        m = u * u * u
+        f = u * (m - k) + t
         d1 = 4.0 * m - k
         if i + 1 < steps:
-            w = w - f / d1
-    # The last step and the shrink share one division: c / (w - f / d1) = c d1 / (w d1 - f).
-    shrink = c * d1 / (w * d1 - f)
+            u = u - f / d1
+    # The last step and the shrink c / w = c r / u share one division:
+    # c r / (u - f / d1) = c r d1 / (u d1 - f).
+    shrink = (c * r) * d1 / (u * d1 - f)
     out = jnp.where(zero, jnp.zeros_like(xc), jnp.sign(xc) * (ax - shrink))
     # |x| = inf: the penalty's pull is finite, so the prox is x (the root search is not).
     return jnp.where(jnp.isinf(xc), xc, out).astype(dt)

@@ -745,3 +745,30 @@ def test_extreme_magnitudes(name, fn, dtype):
     xs = np.asarray(x, np.float64)
     assert np.all(z[:2] == xs[:2])
     np.testing.assert_allclose(z[2:], xs[2:], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name,fn",
+    [(n, f) for n, f in ALL_OPS if n not in GROUP_NAMES],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+@pytest.mark.parametrize("lam", [2.0**-100, 2.0**100])
+def test_extreme_strengths_match_float64(name, fn, lam):
+    # Thresholds like c^{3/4} must not underflow or overflow on the way (c * sqrt(c)
+    # underflows for c < 1e-30): over the whole float32 range the float32 result,
+    # zero decisions included, matches the same operator in float64. lam is a power
+    # of two, exact in both.
+    x32 = np.float32(np.geomspace(1.2e-38, 3e38, 40_001))
+    z32 = np.asarray(jax.jit(fn)(x32, 1.0, np.float32(lam)), np.float64)
+    with jax.enable_x64(True):
+        z64 = np.asarray(jax.jit(fn)(x32.astype(np.float64), 1.0, lam), np.float64)
+    assert ((z32 == 0) != (z64 == 0)).sum() <= 2, x32[(z32 == 0) != (z64 == 0)][:5]
+    both = (z32 != 0) & (z64 != 0)
+    ulp = lambda v: np.spacing(np.abs(v).astype(np.float32)).astype(np.float64)  # noqa: E731
+    # Where the result is much smaller than x (just above a soft threshold), forming
+    # |x| - shrink costs an ulp of x.
+    tol = 8 * ulp(z64[both]) + 2 * ulp(x32[both])
+    err = np.abs(z32[both] - z64[both])
+    # Just above a jump the result is ill-conditioned in x.
+    far = x32[both] >= 1.001 * x32[both].min()
+    assert np.all(err[far] <= tol[far]), x32[both][far][np.argmax(err[far] / tol[far])]
