@@ -122,7 +122,7 @@ CONFIGS: dict[str, dict[str, Config]] = {
 }
 METHODS = list(CONFIGS["lenet300"])
 # Extras that shape the recipe, not the penalty: not passed to the transform.
-_RECIPE_KEYS = {"warmup", "wd", "ft_lr", "ft_wd", "units_axis"}
+_RECIPE_KEYS = {"warmup", "wd", "ft_lr", "ft_wd", "units_axis", "unit_scale"}
 BATCH_SIZE = 128
 MOMENTUM = 0.9
 
@@ -169,14 +169,21 @@ def _growing_rho(rho0: float, rho_final: float, steps: int, lam: Any) -> tuple[A
     return rho, lam_k
 
 
-def _first_dense_kernel(params: Any) -> Any:
-    """Mask of the first dense layer's kernel (``fc1`` in both networks)."""
+def _kernel_of(layer: str):
+    """Mask of one layer's kernel."""
 
-    def is_fc1_kernel(path: tuple, _: Any) -> bool:
-        names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
-        return names[:2] == ["fc1", "kernel"]
+    def mask(params: Any) -> Any:
+        def hit(path: tuple, _: Any) -> bool:
+            names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
+            return names[:2] == [layer, "kernel"]
 
-    return jax.tree_util.tree_map_with_path(is_fc1_kernel, params)
+        return jax.tree_util.tree_map_with_path(hit, params)
+
+    return mask
+
+
+# The first dense layer's kernel (``fc1`` in both networks).
+_first_dense_kernel = _kernel_of("fc1")
 
 
 def _later_kernels(params: Any) -> Any:
@@ -266,11 +273,23 @@ def run(
         unit_groups = {}
         if cfg.extra.get("units_axis", -1) == -2:
             unit_groups = {"axis": -2, "mask": _later_kernels}
-        tx = optax.chain(
-            sgd,
-            _penalty(units, lam, lr, unit_groups),
-            _penalty(inputs, lambda k: ratio * lam(k), lr, rows),
-        )
+        unit_tx = _penalty(units, lam, lr, unit_groups)
+        if "unit_scale" in cfg.extra:
+            # `unit_scale=1:0.7:1` scales the unit penalty per layer (fc1:fc2:fc3 of
+            # LeNet-300-100), e.g. to keep more h2 units than one lam would.
+            scales = [float(v) for v in str(cfg.extra["unit_scale"]).split(":")]
+            if net != "lenet300" or len(scales) != 3 or unit_groups:
+                raise ValueError(
+                    "unit_scale takes three factors (fc1:fc2:fc3), for lenet300 with the "
+                    "default units_axis=-1"
+                )
+            unit_tx = optax.chain(
+                *(
+                    _penalty(units, lambda k, s=s: s * lam(k), lr, {"mask": _kernel_of(f"fc{i}")})
+                    for i, s in enumerate(scales, start=1)
+                )
+            )
+        tx = optax.chain(sgd, unit_tx, _penalty(inputs, lambda k: ratio * lam(k), lr, rows))
         result = train(model, tx, x_train, y_train, **common)
     else:
         shape = {k: v for k, v in cfg.extra.items() if k not in _RECIPE_KEYS}
@@ -451,7 +470,8 @@ def main() -> None:
         help="override a method's extra hyperparameters, e.g. rho=1.0 cap=50 axis=-2; "
         "warmup=E warms lam up over E epochs (default 1); wd adds weight decay to training; "
         "ft_lr and ft_wd set the fine-tune's learning rate (default lr / 10) and weight "
-        "decay (default 0); units_axis=-2 groups the _inputs methods' later kernels by rows",
+        "decay (default 0); units_axis=-2 groups the _inputs methods' later kernels by rows; "
+        "unit_scale=S1:S2:S3 scales their unit penalty per dense layer",
     )
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--quick", action="store_true", help="CI smoke test: tiny data, 1 epoch")
