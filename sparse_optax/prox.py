@@ -235,7 +235,7 @@ _HALF_Q = (
     -0.2499967212986885,
 )
 # The result needs u^2 = 1 + t*h(t), not u: fitting h directly (degree 9, fitted the
-# same way; within 1.5e-8 relative) saves the squaring's three operations. float64
+# same way; within 1.5e-8 relative) saves two operations over squaring u. float64
 # keeps q for its Halley step on u.
 _HALF_H = (
     -10.407758421812822,
