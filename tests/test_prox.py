@@ -571,6 +571,7 @@ GROUP_NAMES = {
     "l1_exclusive",
     "tl1_group",
 }
+ELEMENTWISE_OPS = [(n, f) for n, f in ALL_OPS if n not in GROUP_NAMES]
 
 
 def _assert_close_at_x_scale(got, want, x):
@@ -633,8 +634,8 @@ def test_vmap_over_x_and_over_lam(name, fn):
 
 @pytest.mark.parametrize(
     "name,fn",
-    [(n, f) for n, f in ALL_OPS if n not in GROUP_NAMES],
-    ids=lambda v: v if isinstance(v, str) else "",
+    ELEMENTWISE_OPS,
+    ids=[n for n, _ in ELEMENTWISE_OPS],
 )
 def test_per_coordinate_step(name, fn):
     x = _test_matrix()
@@ -731,8 +732,8 @@ def test_rejects_invalid_shape_parameters(call, param):
 
 @pytest.mark.parametrize(
     "name,fn",
-    [(n, f) for n, f in ALL_OPS if n not in GROUP_NAMES],
-    ids=lambda v: v if isinstance(v, str) else "",
+    ELEMENTWISE_OPS,
+    ids=[n for n, _ in ELEMENTWISE_OPS],
 )
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_extreme_magnitudes(name, fn, dtype):
@@ -749,8 +750,8 @@ def test_extreme_magnitudes(name, fn, dtype):
 
 @pytest.mark.parametrize(
     "name,fn",
-    [(n, f) for n, f in ALL_OPS if n not in GROUP_NAMES],
-    ids=lambda v: v if isinstance(v, str) else "",
+    ELEMENTWISE_OPS,
+    ids=[n for n, _ in ELEMENTWISE_OPS],
 )
 @pytest.mark.parametrize("lam", [2.0**-100, 2.0**100])
 def test_extreme_strengths_match_float64(name, fn, lam):
