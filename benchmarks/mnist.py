@@ -273,8 +273,9 @@ def run(
         unit_groups = {}
         if cfg.extra.get("units_axis", -1) == -2:
             unit_groups = {"axis": -2, "mask": _later_kernels}
-        unit_tx = _penalty(units, lam, lr, unit_groups)
-        if "unit_scale" in cfg.extra:
+        if "unit_scale" not in cfg.extra:
+            unit_tx = _penalty(units, lam, lr, unit_groups)
+        else:
             # `unit_scale=1:0.7:1` scales the unit penalty per layer (fc1:fc2:fc3 of
             # LeNet-300-100), e.g. to keep more h2 units than one lam would.
             scales = [float(v) for v in str(cfg.extra["unit_scale"]).split(":")]
