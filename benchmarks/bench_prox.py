@@ -20,8 +20,13 @@ data-sheet peak bandwidth.
 Peers are measured side by side where installed (jaxopt, PyProximal). Writes
 ``benchmarks/results/prox_<backend>.json``.
 
+``--vector-width 512`` compiles every program, the reference included, with XLA's
+``xla_cpu_prefer_vector_width`` option (XLA CPU emits 256-bit vectors by default, also
+on CPUs with AVX-512); the results go to ``prox_<backend>_vw512.json``.
+
     python benchmarks/bench_prox.py            # full size (16M on CPU, 256M on GPU)
     python benchmarks/bench_prox.py --quick    # 1M elements, fewer repeats
+    python benchmarks/bench_prox.py --vector-width 512   # 512-bit vectors on CPU
 """
 
 from __future__ import annotations
@@ -69,6 +74,14 @@ GROUP: dict[str, Callable] = {
 }
 
 
+# XLA compiler options for every jitted program (``--vector-width``).
+COMPILER_OPTIONS: dict[str, int] = {}
+
+
+def _jit(fn: Callable, **kwargs) -> Callable:
+    return jax.jit(fn, compiler_options=COMPILER_OPTIONS or None, **kwargs)
+
+
 def _timer(fn: Callable, x, donate: bool, calls: int) -> Callable[[], float]:
     """Time per call of ``calls`` back-to-back calls of the jitted ``fn`` on ``x``,
     compiled and warmed up.
@@ -76,7 +89,7 @@ def _timer(fn: Callable, x, donate: bool, calls: int) -> Callable[[], float]:
     With ``donate`` the input buffer is donated, so the output is written in place as
     in an optimizer step; the fresh copies it consumes are made outside the timing.
     """
-    jf = jax.jit(fn, donate_argnums=(0,) if donate else ())
+    jf = _jit(fn, donate_argnums=(0,) if donate else ())
 
     def once() -> float:
         args = [jnp.copy(x) if donate else x for _ in range(calls)]
@@ -125,10 +138,10 @@ def _peers(x32: np.ndarray, shape: tuple[int, int]) -> dict[str, Callable]:
     try:
         from jaxopt import prox as jprox  # type: ignore[import-not-found]
 
-        peers["jaxopt.prox_lasso"] = ("jax", jax.jit(lambda x: jprox.prox_lasso(x, 0.5, 0.1)))
+        peers["jaxopt.prox_lasso"] = ("jax", _jit(lambda x: jprox.prox_lasso(x, 0.5, 0.1)))
         peers["jaxopt.prox_group_lasso"] = (
             "jax",
-            jax.jit(
+            _jit(
                 jax.vmap(lambda col: jprox.prox_group_lasso(col, 0.5, 0.1), in_axes=1, out_axes=1)
             ),
         )
@@ -170,7 +183,15 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/)")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--ops", default=None, help="comma-separated operators (default: all)")
+    ap.add_argument(
+        "--vector-width",
+        type=int,
+        default=None,
+        help="XLA CPU's preferred vector width in bits (default: XLA's, 256)",
+    )
     args = ap.parse_args()
+    if args.vector_width:
+        COMPILER_OPTIONS["xla_cpu_prefer_vector_width"] = args.vector_width
     ops = {**ELEMENTWISE, **GROUP}
     if args.ops:
         unknown = set(args.ops.split(",")) - set(ops)
@@ -194,7 +215,10 @@ def main() -> None:
 
     calls = args.calls
     rows = []
-    print(f"backend={backend} device={kind} jax={jax.__version__} shape={shape}")
+    print(
+        f"backend={backend} device={kind} jax={jax.__version__} shape={shape}"
+        f" compiler_options={COMPILER_OPTIONS}"
+    )
     header = f"{'operator':28s} {'dtype':9s} {'ms':>8s} {'GB/s':>8s} {'vs x*c':>7s}"
     if args.in_place:
         header += f" {'ms (i-p)':>8s} {'GB/s':>8s} {'vs x*c':>7s}"
@@ -274,13 +298,16 @@ def main() -> None:
         "repeats": args.repeats,
         "rounds": args.rounds,
         "calls_per_timing": calls,
+        "compiler_options": COMPILER_OPTIONS,
         "note": (
             "ratio_vs_x_times_c: both calls allocate their output (on CPU, page faults included);"
             " in_place_*: input donated, output written in place, as in an optimizer step"
         ),
         "rows": rows,
     }
-    out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"prox_{backend}.json"
+    tag = f"_vw{args.vector_width}" if args.vector_width else ""
+    default_out = Path(__file__).parent / "results" / f"prox_{backend}{tag}.json"
+    out = Path(args.out) if args.out else default_out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(f"wrote {out}")

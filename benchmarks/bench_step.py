@@ -13,6 +13,10 @@ per-round median times (robust to other processes sharing the cores). Writes
 
     python benchmarks/bench_step.py            # full
     python benchmarks/bench_step.py --quick    # fewer repeats
+    python benchmarks/bench_step.py --vector-width 512   # 512-bit vectors on CPU
+
+``--vector-width`` compiles both programs of every pair with XLA's
+``xla_cpu_prefer_vector_width`` option and writes ``step_<backend>_vw<bits>.json``.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ TRANSFORMS: dict[str, Callable[[], optax.GradientTransformation]] = {
     "l1_exclusive": lambda: so.l1_exclusive(1e-5, mu=0.5),
     "tl1_group": lambda: so.tl1_group(1e-4, a=1.0, alpha=0.5),
 }
+# XLA compiler options for every jitted program (``--vector-width``).
+COMPILER_OPTIONS: dict[str, int] = {}
+
 GROUP = {
     "group_lasso",
     "group_hard_threshold",
@@ -74,7 +81,9 @@ def _compare(make_step: Callable, init: Callable, args, tx_x, repeats: int, roun
     """Median over rounds of t(chain(sgd, X)) / t(sgd), and the median times."""
     progs = {}
     for name, tx in (("sgd", optax.sgd(LR)), ("x", optax.chain(optax.sgd(LR), tx_x))):
-        step = jax.jit(make_step(tx), donate_argnums=(0, 1))
+        step = jax.jit(
+            make_step(tx), donate_argnums=(0, 1), compiler_options=COMPILER_OPTIONS or None
+        )
         carry = init(tx)
         for _ in range(2):  # compile, warm up
             carry = step(*carry, *args)
@@ -153,7 +162,8 @@ def _kernel_writes(tx, make_step: Callable, init: Callable, grads) -> float:
     # Matched by their HLO type: one float32 kernel shape, as bench_update builds them.
     assert len(shapes) == 1 and all(p.dtype == jnp.float32 for p in kernels)
     hlo_shape = f"f32[{','.join(map(str, shapes.pop()))}]"
-    text = jax.jit(make_step(tx)).lower(params, state, grads).compile().as_text()
+    jitted = jax.jit(make_step(tx), compiler_options=COMPILER_OPTIONS or None)
+    text = jitted.lower(params, state, grads).compile().as_text()
     entry = text[text.index("ENTRY") :].splitlines()
     writes = sum(1 for line in entry if f"= {hlo_shape}" in line and "fusion(" in line)
     return writes / len(kernels)
@@ -200,12 +210,23 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated transform names")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=None)
+    ap.add_argument(
+        "--vector-width",
+        type=int,
+        default=None,
+        help="XLA CPU's preferred vector width in bits (default: XLA's, 256)",
+    )
     args = ap.parse_args()
+    if args.vector_width:
+        COMPILER_OPTIONS["xla_cpu_prefer_vector_width"] = args.vector_width
     if args.quick:
         args.repeats, args.rounds = 5, 3
     names = args.only.split(",") if args.only else list(TRANSFORMS)
     backend = jax.default_backend()
-    print(f"backend={backend} jax={jax.__version__} cpus={os.cpu_count()}")
+    print(
+        f"backend={backend} jax={jax.__version__} cpus={os.cpu_count()}"
+        f" compiler_options={COMPILER_OPTIONS}"
+    )
     update_rows = bench_update(names, args.repeats, args.rounds)
     train_rows = bench_train(names, 4 * args.repeats, args.rounds)
     result = {
@@ -219,11 +240,14 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "repeats": args.repeats,
         "rounds": args.rounds,
+        "compiler_options": COMPILER_OPTIONS,
         "update_only": {"parameters": 10_010_000, "rows": update_rows},
         "train_step": {"model": "LeNet-300-100", "batch": 256, "rows": train_rows},
         "group_transforms": sorted(GROUP),
     }
-    out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"step_{backend}.json"
+    tag = f"_vw{args.vector_width}" if args.vector_width else ""
+    default_out = Path(__file__).parent / "results" / f"step_{backend}{tag}.json"
+    out = Path(args.out) if args.out else default_out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(f"wrote {out}")
