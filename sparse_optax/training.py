@@ -8,6 +8,7 @@ one CPU, one GPU or a TPU slice.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -112,6 +113,7 @@ def train(
     on_epoch: Callable[[dict[str, float], nnx.Module], None] | None = None,
     progress: bool | None = None,
     opt_state: Any = None,
+    compiler_options: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Trains ``model`` (in place) with ``tx`` on softmax cross-entropy.
 
@@ -125,6 +127,10 @@ def train(
       on_epoch: called with each epoch's record and the model.
       progress: draw a progress bar on stderr (default: when stderr is a terminal).
       opt_state: resume from this optimizer state instead of ``tx.init``.
+      compiler_options: XLA options for the jitted training step, e.g.
+        ``{"xla_cpu_prefer_vector_width": 512}`` on a CPU with AVX-512 (XLA CPU emits
+        256-bit vectors by default, and the polynomial prox operators are
+        compute-bound there; ``benchmarks/bench_prox.py --vector-width 512``).
     """
     mesh = _mesh()
     n_dev = mesh.devices.size
@@ -139,7 +145,7 @@ def train(
         logits = nnx.merge(graphdef, p, rest)(xb)
         return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=compiler_options)
     def step(p, s, xb, yb):
         loss, grads = jax.value_and_grad(loss_fn)(p, xb, yb)
         updates, s = tx.update(grads, s, p)
