@@ -182,6 +182,8 @@ def _kernel_of(layer: str):
     return mask
 
 
+# The layers with kernels, input side first.
+_LAYERS = {"lenet300": ("fc1", "fc2", "fc3"), "lenet5": ("conv1", "conv2", "fc1", "fc2")}
 # The first dense layer's kernel (``fc1`` in both networks).
 _first_dense_kernel = _kernel_of("fc1")
 
@@ -276,18 +278,21 @@ def run(
         if "unit_scale" not in cfg.extra:
             unit_tx = _penalty(units, lam, lr, unit_groups)
         else:
-            # `unit_scale=1:0.7:1` scales the unit penalty per layer (fc1:fc2:fc3 of
-            # LeNet-300-100), e.g. to keep more h2 units than one lam would.
+            # `unit_scale=1:0.7:1` scales the unit penalty per layer (one factor per
+            # kernel, input side first: fc1:fc2:fc3, or conv1:conv2:fc1:fc2 for LeNet-5),
+            # e.g. to keep more h2 units than one lam would; 0 leaves a layer alone.
             scales = [float(v) for v in str(cfg.extra["unit_scale"]).split(":")]
-            if net != "lenet300" or len(scales) != 3 or unit_groups:
+            layers = _LAYERS[net]
+            if len(scales) != len(layers) or unit_groups:
                 raise ValueError(
-                    "unit_scale takes three factors (fc1:fc2:fc3), for lenet300 with the "
-                    "default units_axis=-1"
+                    f"unit_scale takes {len(layers)} factors ({':'.join(layers)}) for {net},"
+                    " with the default units_axis=-1"
                 )
             unit_tx = optax.chain(
                 *(
-                    _penalty(units, lambda k, s=s: s * lam(k), lr, {"mask": _kernel_of(f"fc{i}")})
-                    for i, s in enumerate(scales, start=1)
+                    _penalty(units, lambda k, s=s: s * lam(k), lr, {"mask": _kernel_of(name)})
+                    for name, s in zip(layers, scales, strict=True)
+                    if s
                 )
             )
         tx = optax.chain(sgd, unit_tx, _penalty(inputs, lambda k: ratio * lam(k), lr, rows))
@@ -472,7 +477,8 @@ def main() -> None:
         "warmup=E warms lam up over E epochs (default 1); wd adds weight decay to training; "
         "ft_lr and ft_wd set the fine-tune's learning rate (default lr / 10) and weight "
         "decay (default 0); units_axis=-2 groups the _inputs methods' later kernels by rows; "
-        "unit_scale=S1:S2:S3 scales their unit penalty per dense layer",
+        "unit_scale=S1:S2:... scales their unit penalty per layer (fc1:fc2:fc3 for lenet300, "
+        "conv1:conv2:fc1:fc2 for lenet5; 0 leaves a layer out)",
     )
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--quick", action="store_true", help="CI smoke test: tiny data, 1 epoch")
