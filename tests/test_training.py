@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import optax
 import pytest
@@ -19,7 +20,7 @@ def _tiny_problem():
 def test_compiler_options_reach_the_training_step():
     model, x, y = _tiny_problem()
     # XLA rejects an option it does not know, so this passes only if it is passed on.
-    with pytest.raises(Exception, match="no_such_option"):
+    with pytest.raises(jax.errors.JaxRuntimeError, match="no_such_option"):
         train(
             model,
             optax.sgd(0.1),
