@@ -54,9 +54,6 @@ TRANSFORMS: dict[str, Callable[[], optax.GradientTransformation]] = {
     "l1_exclusive": lambda: so.l1_exclusive(1e-5, mu=0.5),
     "tl1_group": lambda: so.tl1_group(1e-4, a=1.0, alpha=0.5),
 }
-# XLA compiler options for every jitted program (``--vector-width``).
-COMPILER_OPTIONS: dict[str, int] = {}
-
 GROUP = {
     "group_lasso",
     "group_hard_threshold",
@@ -65,6 +62,9 @@ GROUP = {
     "l1_exclusive",
     "tl1_group",
 }
+
+# XLA compiler options for every jitted program (``--vector-width``).
+COMPILER_OPTIONS: dict[str, int] = {}
 
 
 def _median_time(step: Callable, carry, args, repeats: int):
