@@ -244,7 +244,7 @@ VECTOR_WIDTHS = {"default": None, "512": {"xla_cpu_prefer_vector_width": 512}}
 @pytest.mark.parametrize("name,fast,ref", ACCURACY, ids=[a[0] for a in ACCURACY])
 @pytest.mark.parametrize("tau", [1e-3, 0.3, 2.0])
 @pytest.mark.parametrize("width", list(VECTOR_WIDTHS))
-def test_float32_accuracy_against_float64_closed_form(name, fast, ref, tau, width="default"):
+def test_float32_accuracy_against_float64_closed_form(name, fast, ref, tau, width):
     """Over the whole range of |x|: within 4 ulp of the float64 closed form.
 
     Where the closed form itself is ill-conditioned (TL1 just above a jump, where
@@ -278,9 +278,10 @@ def test_float32_accuracy_against_float64_closed_form(name, fast, ref, tau, widt
 
 @pytest.mark.parametrize("name,fast,ref", ACCURACY, ids=[a[0] for a in ACCURACY])
 @pytest.mark.parametrize("tau", [1e-6, 50.0])
-def test_float32_accuracy_extreme_strengths(name, fast, ref, tau):
+@pytest.mark.parametrize("width", list(VECTOR_WIDTHS))
+def test_float32_accuracy_extreme_strengths(name, fast, ref, tau, width):
     """The polynomial/Halley fast paths hold for very weak and very strong thresholds."""
-    test_float32_accuracy_against_float64_closed_form(name, fast, ref, tau)
+    test_float32_accuracy_against_float64_closed_form(name, fast, ref, tau, width)
 
 
 # ----------------------------------------------------------------------------- groups
