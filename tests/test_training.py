@@ -12,13 +12,10 @@ from sparse_optax.models import LeNet300100
 from sparse_optax.training import train
 
 
-def _tiny_problem():
-    x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
-    return LeNet300100(in_features=4, rngs=nnx.Rngs(0)), x, np.arange(32) % 10
-
-
 def test_compiler_options_reach_the_training_step():
-    model, x, y = _tiny_problem()
+    model = LeNet300100(in_features=4, rngs=nnx.Rngs(0))
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    y = np.arange(32) % 10
     # XLA rejects an option it does not know, so this passes only if it is passed on.
     with pytest.raises(jax.errors.JaxRuntimeError, match="no_such_option"):
         train(
