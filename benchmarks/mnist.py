@@ -123,7 +123,7 @@ CONFIGS: dict[str, dict[str, Config]] = {
 }
 METHODS = list(CONFIGS["lenet300"])
 # Extras that shape the recipe, not the penalty: not passed to the transform.
-_RECIPE_KEYS = {"warmup", "wd", "ft_lr", "ft_wd", "units_axis", "unit_scale"}
+_RECIPE_KEYS = {"warmup", "wd", "ft_lr", "ft_wd", "units_axis", "unit_scale", "budget"}
 BATCH_SIZE = 128
 MOMENTUM = 0.9
 
@@ -211,6 +211,55 @@ def _magnitude_prune(model: nnx.Module, sparsity: float) -> None:
         w = v.get_value()
         v.set_value(jnp.where(jnp.abs(w) <= thr, 0.0, w))
     nnx.update(model, params)
+
+
+# The units a budget counts, input side first, as Louizos et al. count them: per kind,
+# the layer the units are outputs of (None for the network's inputs), the layer reading
+# them, and how many of that layer's input rows each unit feeds (LeNet-5's fc1 reads the
+# conv2 map flattened as (row, col, channel): 16 rows per conv2 filter).
+_BUDGETED = {
+    "lenet300": ((None, "fc1", 1), ("fc1", "fc2", 1), ("fc2", "fc3", 1)),
+    "lenet5": (
+        ("conv1", "conv2", 1),
+        ("conv2", "fc1", 16),
+        (None, "fc1", 1),
+        ("fc1", "fc2", 1),
+    ),
+}
+
+
+def _prune_to_budget(net: str, model: nnx.Module, budget: str) -> None:
+    """Keeps at most ``budget`` units of each kind (``"266:88:33"``: inputs, h1, h2 for
+    LeNet-300; conv1, conv2, fc1 inputs, fc1 units for LeNet-5), zeroing the others'
+    weights in and out: the projection onto a group-l0 ball, before the masked fine-tune.
+
+    A unit's size is the norm of its weights out times that of its weights in (kernel
+    slice and bias), so a unit that is already dead ranks last and counts as removed.
+    """
+    caps = [int(v) for v in budget.split(":")]
+    kinds = _BUDGETED[net]
+    if len(caps) != len(kinds):
+        raise ValueError(f"budget takes {len(kinds)} counts for {net}, got {budget!r}")
+    for (source, reader, rows_per_unit), cap in zip(kinds, caps, strict=True):
+        w_out = getattr(model, reader).kernel
+        rows = jnp.moveaxis(w_out.get_value(), -2, 0)  # (input rows, ...)
+        n = rows.shape[0] // rows_per_unit
+        unit_of_row = jnp.arange(rows.shape[0]) % n
+        size_sq = jax.ops.segment_sum(
+            jnp.sum(rows.reshape(rows.shape[0], -1) ** 2, axis=1), unit_of_row, n
+        )
+        if source is not None:
+            layer = getattr(model, source)
+            w_in = layer.kernel.get_value().reshape(-1, n)
+            size_sq = size_sq * (jnp.sum(w_in**2, axis=0) + layer.bias.get_value() ** 2)
+        if int(jnp.count_nonzero(size_sq)) <= cap:
+            continue
+        keep = jnp.zeros(n, bool).at[jnp.argsort(-size_sq)[:cap]].set(True)
+        keep_rows = keep[unit_of_row].reshape(-1, *[1] * (rows.ndim - 1))
+        w_out.set_value(jnp.moveaxis(jnp.where(keep_rows, rows, 0), 0, -2))
+        if source is not None:
+            layer.kernel.set_value(jnp.where(keep, layer.kernel.get_value(), 0))
+            layer.bias.set_value(jnp.where(keep, layer.bias.get_value(), 0))
 
 
 def _units(net: str, model: nnx.Module, kept_inputs: np.ndarray) -> list[int]:
@@ -307,6 +356,8 @@ def run(
         if sparsity_like is None:
             raise ValueError("magnitude pruning needs the sparsity of the method it mirrors")
         _magnitude_prune(model, sparsity_like)
+    if "budget" in cfg.extra:
+        _prune_to_budget(net, model, str(cfg.extra["budget"]))
     if cfg.finetune_epochs:
         # From lr / 10 unless `ft_lr` says otherwise; `ft_wd` adds weight decay.
         ft_lr = cfg.extra.get("ft_lr", cfg.lr / 10)
@@ -479,7 +530,9 @@ def main() -> None:
         "ft_lr and ft_wd set the fine-tune's learning rate (default lr / 10) and weight "
         "decay (default 0); units_axis=-2 groups the _inputs methods' later kernels by rows; "
         "unit_scale=S1:S2:... scales their unit penalty per layer (fc1:fc2:fc3 for lenet300, "
-        "conv1:conv2:fc1:fc2 for lenet5; 0 leaves a layer out)",
+        "conv1:conv2:fc1:fc2 for lenet5; 0 leaves a layer out); budget=N1:N2:... keeps at most "
+        "that many units per kind (inputs:h1:h2, or conv1:conv2:fc1 inputs:fc1 units), the "
+        "largest, before the fine-tune",
     )
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--quick", action="store_true", help="CI smoke test: tiny data, 1 epoch")
