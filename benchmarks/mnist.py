@@ -221,17 +221,12 @@ def _magnitude_prune(model: nnx.Module, sparsity: float) -> None:
 
 
 # The units a budget counts, input side first, as Louizos et al. count them: per kind,
-# the layer the units are outputs of (None for the network's inputs), the layer reading
-# them, and how many of that layer's input rows each unit feeds (LeNet-5's fc1 reads the
-# conv2 map flattened as (row, col, channel): 16 rows per conv2 filter).
+# the layer the units are outputs of (None for the network's inputs) and the layer
+# reading them. LeNet-5's fc1 reads the conv2 map flattened as (row, col, channel), so
+# conv2's filter c feeds fc1's rows c, c + 50, ...
 _BUDGETED = {
-    "lenet300": ((None, "fc1", 1), ("fc1", "fc2", 1), ("fc2", "fc3", 1)),
-    "lenet5": (
-        ("conv1", "conv2", 1),
-        ("conv2", "fc1", 16),
-        (None, "fc1", 1),
-        ("fc1", "fc2", 1),
-    ),
+    "lenet300": ((None, "fc1"), ("fc1", "fc2"), ("fc2", "fc3")),
+    "lenet5": (("conv1", "conv2"), ("conv2", "fc1"), (None, "fc1"), ("fc1", "fc2")),
 }
 
 
@@ -245,18 +240,18 @@ def _prune_to_budget(net: str, model: nnx.Module, budget: str) -> None:
     """
     caps = [int(v) for v in budget.split(":")]
     kinds = _BUDGETED[net]
-    if len(caps) != len(kinds):
-        raise ValueError(f"budget takes {len(kinds)} counts for {net}, got {budget!r}")
-    for (source, reader, rows_per_unit), cap in zip(kinds, caps, strict=True):
+    if len(caps) != len(kinds) or min(caps) < 0:
+        raise ValueError(f"budget takes {len(kinds)} counts >= 0 for {net}, got {budget!r}")
+    for (source, reader), cap in zip(kinds, caps, strict=True):
         w_out = getattr(model, reader).kernel
         rows = jnp.moveaxis(w_out.get_value(), -2, 0)  # (input rows, ...)
-        n = rows.shape[0] // rows_per_unit
+        layer = getattr(model, source) if source else None
+        n = layer.kernel.shape[-1] if layer else rows.shape[0]
         unit_of_row = jnp.arange(rows.shape[0]) % n
         size_sq = jax.ops.segment_sum(
             jnp.sum(rows.reshape(rows.shape[0], -1) ** 2, axis=1), unit_of_row, n
         )
-        if source is not None:
-            layer = getattr(model, source)
+        if layer:
             w_in = layer.kernel.get_value().reshape(-1, n)
             size_sq = size_sq * (jnp.sum(w_in**2, axis=0) + layer.bias.get_value() ** 2)
         if int(jnp.count_nonzero(size_sq)) <= cap:
@@ -264,7 +259,7 @@ def _prune_to_budget(net: str, model: nnx.Module, budget: str) -> None:
         keep = jnp.zeros(n, bool).at[jnp.argsort(-size_sq)[:cap]].set(True)
         keep_rows = keep[unit_of_row].reshape(-1, *[1] * (rows.ndim - 1))
         w_out.set_value(jnp.moveaxis(jnp.where(keep_rows, rows, 0), 0, -2))
-        if source is not None:
+        if layer:
             layer.kernel.set_value(jnp.where(keep, layer.kernel.get_value(), 0))
             layer.bias.set_value(jnp.where(keep, layer.bias.get_value(), 0))
 

@@ -75,6 +75,7 @@ def test_budget_on_conv_filters_drops_their_flattened_rows(mnist):
     np.testing.assert_allclose(small(x), model(x), atol=1e-5)
 
 
-def test_budget_needs_one_count_per_kind(mnist):
-    with pytest.raises(ValueError, match="budget takes 3 counts"):
-        mnist._prune_to_budget("lenet300", mnist._model("lenet300", 0), "266:88")
+@pytest.mark.parametrize("budget", ["266:88", "266:-1:33"])
+def test_budget_needs_one_count_per_kind(mnist, budget):
+    with pytest.raises(ValueError, match="budget takes 3 counts >= 0"):
+        mnist._prune_to_budget("lenet300", mnist._model("lenet300", 0), budget)
