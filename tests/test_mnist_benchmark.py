@@ -28,6 +28,10 @@ def _largest(sizes: list[float], cap: int) -> set[int]:
     return set(np.argsort(sizes)[::-1][:cap].tolist())
 
 
+def _rows_in_use(w) -> set[int]:
+    return set(np.flatnonzero(np.any(np.asarray(w) != 0, axis=1)).tolist())
+
+
 def test_budget_keeps_the_largest_units_of_each_layer(mnist):
     model = mnist._model("lenet300", 0)
     x = jax.random.uniform(jax.random.key(1), (32, 784))
@@ -47,10 +51,9 @@ def test_budget_keeps_the_largest_units_of_each_layer(mnist):
         [np.sum(w3[j] ** 2) * (np.sum(w2[:, j] ** 2) + b2[j] ** 2) for j in range(100)], 20
     )
 
-    alive = lambda w, axis: set(np.flatnonzero(np.any(np.asarray(w) != 0, axis=axis)).tolist())  # noqa: E731
-    assert alive(model.fc1.kernel.get_value(), 1) == inputs
-    assert alive(model.fc2.kernel.get_value(), 1) == h1
-    assert alive(model.fc3.kernel.get_value(), 1) == h2
+    assert _rows_in_use(model.fc1.kernel.get_value()) == inputs
+    assert _rows_in_use(model.fc2.kernel.get_value()) == h1
+    assert _rows_in_use(model.fc3.kernel.get_value()) == h2
     small, report = so.compact(model, x)
     assert mnist._units("lenet300", small, report.kept_inputs) == [200, 50, 20]
     np.testing.assert_allclose(small(x[:, report.kept_inputs]), model(x), atol=1e-5)
