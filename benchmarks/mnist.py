@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import platform
 import time
@@ -220,14 +221,18 @@ def _magnitude_prune(model: nnx.Module, sparsity: float) -> None:
     nnx.update(model, params)
 
 
-# The units a budget counts, input side first, as Louizos et al. count them: per kind,
-# the layer the units are outputs of (None for the network's inputs) and the layer
-# reading them. LeNet-5's fc1 reads the conv2 map flattened as (row, col, channel), so
-# conv2's filter c feeds fc1's rows c, c + 50, ...
-_BUDGETED = {
-    "lenet300": ((None, "fc1"), ("fc1", "fc2"), ("fc2", "fc3")),
-    "lenet5": (("conv1", "conv2"), ("conv2", "fc1"), (None, "fc1"), ("fc1", "fc2")),
-}
+def _budget_kinds(net: str) -> list[tuple[str | None, str]]:
+    """The units a budget counts, input side first, as Louizos et al. count them: per
+    kind, the layer the units are outputs of (None for fc1's inputs, counted just before
+    fc1's units) and the layer reading them. LeNet-5's fc1 reads the conv2 map
+    flattened as (row, col, channel), so conv2's filter c feeds fc1's rows c, c + 50, ...
+    """
+    kinds: list[tuple[str | None, str]] = []
+    for source, reader in itertools.pairwise(_LAYERS[net]):
+        if source == "fc1":
+            kinds.append((None, "fc1"))
+        kinds.append((source, reader))
+    return kinds
 
 
 def _prune_to_budget(net: str, model: nnx.Module, budget: str) -> None:
@@ -239,7 +244,7 @@ def _prune_to_budget(net: str, model: nnx.Module, budget: str) -> None:
     slice and bias), so a unit that is already dead ranks last and counts as removed.
     """
     caps = [int(v) for v in budget.split(":")]
-    kinds = _BUDGETED[net]
+    kinds = _budget_kinds(net)
     if len(caps) != len(kinds) or min(caps) < 0:
         raise ValueError(f"budget takes {len(kinds)} counts >= 0 for {net}, got {budget!r}")
     for (source, reader), cap in zip(kinds, caps, strict=True):
