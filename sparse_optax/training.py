@@ -114,6 +114,7 @@ def train(
     progress: bool | None = None,
     opt_state: Any = None,
     compiler_options: dict[str, Any] | None = None,
+    loss_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
 ) -> TrainResult:
     """Trains ``model`` (in place) with ``tx`` on softmax cross-entropy.
 
@@ -131,6 +132,9 @@ def train(
         ``{"xla_cpu_prefer_vector_width": 512}`` on a CPU with AVX-512 (XLA CPU emits
         256-bit vectors by default, and the polynomial prox operators are
         compute-bound there; ``benchmarks/bench_prox.py --vector-width 512``).
+      loss_fn: ``loss_fn(logits, targets)``, the mean loss of a batch, where
+        ``targets`` are the batch's rows of ``y_train`` (e.g. soft labels from a
+        teacher). Default: softmax cross-entropy with integer labels.
     """
     mesh = _mesh()
     n_dev = mesh.devices.size
@@ -141,13 +145,17 @@ def train(
     params = jax.device_put(params, replicated)
     opt_state = jax.device_put(tx.init(params) if opt_state is None else opt_state, replicated)
 
-    def loss_fn(p, xb, yb):
-        logits = nnx.merge(graphdef, p, rest)(xb)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+    if loss_fn is None:
+
+        def loss_fn(logits, yb):
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+    def batch_loss(p, xb, yb):
+        return loss_fn(nnx.merge(graphdef, p, rest)(xb), yb)
 
     @functools.partial(jax.jit, compiler_options=compiler_options)
     def step(p, s, xb, yb):
-        loss, grads = jax.value_and_grad(loss_fn)(p, xb, yb)
+        loss, grads = jax.value_and_grad(batch_loss)(p, xb, yb)
         updates, s = tx.update(grads, s, p)
         return optax.apply_updates(p, updates), s, loss
 

@@ -28,3 +28,26 @@ def test_compiler_options_reach_the_training_step():
             progress=False,
             compiler_options={"no_such_option": 1},
         )
+
+
+def _trained_kernel(targets, loss_fn=None):
+    model = LeNet300100(in_features=4, rngs=nnx.Rngs(0))
+    x = np.random.default_rng(1).normal(size=(64, 4)).astype(np.float32)
+    train(
+        model, optax.sgd(0.1), x, targets, epochs=2, batch_size=16, progress=False, loss_fn=loss_fn
+    )
+    return np.asarray(model.fc1.kernel.get_value())
+
+
+def test_loss_fn_takes_the_targets_rows():
+    y = np.arange(64) % 10
+    default = _trained_kernel(y)
+    # One-hot soft labels through a custom loss follow the integer-label default.
+    one_hot = np.eye(10, dtype=np.float32)[y]
+    soft = _trained_kernel(one_hot, lambda logits, t: optax.softmax_cross_entropy(logits, t).mean())
+    np.testing.assert_allclose(soft, default, rtol=1e-5, atol=1e-6)
+    # A loss without gradient leaves the weights where they started.
+    flat = _trained_kernel(y, lambda logits, t: 0.0 * logits.sum())
+    start = np.asarray(LeNet300100(in_features=4, rngs=nnx.Rngs(0)).fc1.kernel.get_value())
+    np.testing.assert_array_equal(flat, start)
+    assert not np.allclose(default, start)
