@@ -131,7 +131,17 @@ CONFIGS: dict[str, dict[str, Config]] = {
 }
 METHODS = list(CONFIGS["lenet300"])
 # Extras that shape the recipe, not the penalty: not passed to the transform.
-_RECIPE_KEYS = {"warmup", "wd", "ft_lr", "ft_wd", "units_axis", "unit_scale", "budget"}
+_RECIPE_KEYS = {
+    "warmup",
+    "wd",
+    "ft_lr",
+    "ft_wd",
+    "units_axis",
+    "unit_scale",
+    "budget",
+    "distill",
+    "distill_weight",
+}
 BATCH_SIZE = 128
 MOMENTUM = 0.9
 
@@ -269,6 +279,35 @@ def _prune_to_budget(net: str, model: nnx.Module, budget: str) -> None:
             layer.bias.set_value(jnp.where(keep, layer.bias.get_value(), 0))
 
 
+def _distill_loss(temperature: float, weight: float) -> Any:
+    """``(1 - weight)`` cross-entropy with the labels plus ``weight * T^2`` times the
+    cross-entropy between teacher and student at temperature ``T`` (Hinton, Vinyals &
+    Dean 2015). Targets are the one-hot labels and the teacher's tempered
+    probabilities side by side."""
+
+    def loss_fn(logits, targets):
+        hard, soft = jnp.split(targets, 2, axis=-1)
+        ce = optax.softmax_cross_entropy(logits, hard)
+        kd = optax.softmax_cross_entropy(logits / temperature, soft)
+        return ((1 - weight) * ce + weight * temperature**2 * kd).mean()
+
+    return loss_fn
+
+
+def _teacher_targets(net: str, seed: int, x: np.ndarray, y: np.ndarray, temperature: float):
+    """Targets for ``_distill_loss`` from a dense teacher: the dense baseline's recipe
+    trained on the same split, so no test or validation image is seen."""
+    cfg = CONFIGS[net]["dense"]
+    teacher = _model(net, seed + 1000)
+    spe = max(len(x) // BATCH_SIZE, 1)
+    sgd = optax.sgd(optax.cosine_decay_schedule(cfg.lr, spe * cfg.epochs), momentum=MOMENTUM)
+    train(teacher, sgd, x, y, epochs=cfg.epochs, batch_size=BATCH_SIZE, seed=seed, progress=False)
+    logits = np.concatenate([np.asarray(teacher(x[i : i + 1000])) for i in range(0, len(x), 1000)])
+    soft = np.asarray(jax.nn.softmax(logits / temperature, axis=-1))
+    hard = np.eye(logits.shape[-1], dtype=np.float32)[y]
+    return np.concatenate([hard, soft], axis=-1).astype(np.float32)
+
+
 def _units(net: str, model: nnx.Module, kept_inputs: np.ndarray) -> list[int]:
     if net == "lenet300":
         return [len(kept_inputs), *model.hidden]
@@ -372,7 +411,14 @@ def run(
         tx_ft = optax.chain(optax.sgd(lr_ft, momentum=MOMENTUM), so.keep_zeros())
         if cfg.extra.get("ft_wd"):
             tx_ft = optax.chain(optax.add_decayed_weights(cfg.extra["ft_wd"]), tx_ft)
-        train(model, tx_ft, x_train, y_train, **{**common, "epochs": cfg.finetune_epochs})
+        targets, loss_fn = y_train, None
+        if cfg.extra.get("distill"):
+            # `distill=T`: the fine-tune learns from a dense teacher too (its own row).
+            temperature = float(cfg.extra["distill"])
+            targets = _teacher_targets(net, seed, x_train, y_train, temperature)
+            loss_fn = _distill_loss(temperature, float(cfg.extra.get("distill_weight", 0.5)))
+        ft = {**common, "epochs": cfg.finetune_epochs}
+        train(model, tx_ft, x_train, targets, loss_fn=loss_fn, **ft)
 
     stats = kernel_stats(model)
     small, report = so.compact(model, x_eval[:128])

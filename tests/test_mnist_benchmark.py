@@ -82,3 +82,23 @@ def test_budget_on_conv_filters_drops_their_flattened_rows(mnist):
 def test_budget_needs_one_count_per_kind(mnist, budget):
     with pytest.raises(ValueError, match="budget takes 3 counts >= 0"):
         mnist._prune_to_budget("lenet300", mnist._model("lenet300", 0), budget)
+
+
+def test_distill_loss_mixes_labels_and_tempered_teacher(mnist):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 6)
+    teacher = rng.normal(size=(6, 10))
+    t, w = 3.0, 0.25
+    p_t = np.exp(teacher / t) / np.exp(teacher / t).sum(-1, keepdims=True)
+    targets = np.concatenate([np.eye(10)[labels], p_t], axis=-1).astype(np.float32)
+
+    def log_softmax(z):
+        z = z - z.max(-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+    ce = -log_softmax(logits.astype(np.float64))[np.arange(6), labels]
+    kd = -(p_t * log_softmax(logits.astype(np.float64) / t)).sum(-1)
+    want = np.mean((1 - w) * ce + w * t**2 * kd)
+    got = mnist._distill_loss(t, w)(logits, targets)
+    np.testing.assert_allclose(float(got), want, rtol=1e-5)
