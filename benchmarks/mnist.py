@@ -585,7 +585,8 @@ def main() -> None:
         "unit_scale=S1:S2:... scales their unit penalty per layer (fc1:fc2:fc3 for lenet300, "
         "conv1:conv2:fc1:fc2 for lenet5; 0 leaves a layer out); budget=N1:N2:... keeps at most "
         "that many units per kind (inputs:h1:h2, or conv1:conv2:fc1 inputs:fc1 units), the "
-        "largest, before the fine-tune",
+        "largest, before the fine-tune; distill=T fine-tunes from a dense teacher at "
+        "temperature T as well (distill_weight, default 0.5, weighs it against the labels)",
     )
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--quick", action="store_true", help="CI smoke test: tiny data, 1 epoch")
