@@ -115,6 +115,7 @@ def train(
     opt_state: Any = None,
     compiler_options: dict[str, Any] | None = None,
     loss_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+    augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
 ) -> TrainResult:
     """Trains ``model`` (in place) with ``tx`` on softmax cross-entropy.
 
@@ -135,6 +136,9 @@ def train(
       loss_fn: ``loss_fn(logits, targets)``, the mean loss of a batch, where
         ``targets`` are the batch's rows of ``y_train`` (e.g. soft labels from a
         teacher). Default: softmax cross-entropy with integer labels.
+      augment: ``augment(key, xb)``, applied to every training batch inside the jitted
+        step with a fresh PRNG key per step (from ``seed``), e.g. input dropout or
+        noise; evaluation sees the data as given.
     """
     mesh = _mesh()
     n_dev = mesh.devices.size
@@ -153,8 +157,12 @@ def train(
     def batch_loss(p, xb, yb):
         return loss_fn(nnx.merge(graphdef, p, rest)(xb), yb)
 
+    base_key = jax.random.key(seed)
+
     @functools.partial(jax.jit, compiler_options=compiler_options)
-    def step(p, s, xb, yb):
+    def step(p, s, xb, yb, k):
+        if augment is not None:
+            xb = augment(jax.random.fold_in(base_key, k), xb)
         loss, grads = jax.value_and_grad(batch_loss)(p, xb, yb)
         updates, s = tx.update(grads, s, p)
         return optax.apply_updates(p, updates), s, loss
@@ -173,7 +181,8 @@ def train(
             idx = perm[i * batch_size : (i + 1) * batch_size]
             xb = jax.device_put(x_train[idx], data_sharding)
             yb = jax.device_put(y_train[idx], data_sharding)
-            params, opt_state, loss = step(params, opt_state, xb, yb)
+            k = (epoch - 1) * steps + i
+            params, opt_state, loss = step(params, opt_state, xb, yb, k)
             losses.append(loss)
             if progress and (i % 20 == 0 or i == steps - 1):
                 _progress(epoch, epochs, i + 1, steps, float(loss), t0)

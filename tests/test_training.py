@@ -51,3 +51,38 @@ def test_loss_fn_takes_the_targets_rows():
     start = np.asarray(LeNet300100(in_features=4, rngs=nnx.Rngs(0)).fc1.kernel.get_value())
     np.testing.assert_array_equal(flat, start)
     assert not np.allclose(default, start)
+
+
+def test_augment_reaches_every_training_batch():
+    x = np.random.default_rng(1).normal(size=(64, 4)).astype(np.float32)
+    y = np.arange(64) % 10
+
+    def fit(augment, seed=0):
+        model = LeNet300100(in_features=4, rngs=nnx.Rngs(0))
+        train(
+            model,
+            optax.sgd(0.1),
+            x,
+            y,
+            epochs=2,
+            batch_size=16,
+            seed=seed,
+            progress=False,
+            augment=augment,
+        )
+        return model
+
+    start = LeNet300100(in_features=4, rngs=nnx.Rngs(0))
+    # Zeroed inputs give the first kernel no gradient, while the output bias learns.
+    blank = fit(lambda key, xb: 0.0 * xb)
+    np.testing.assert_array_equal(blank.fc1.kernel.get_value(), start.fc1.kernel.get_value())
+    assert not np.allclose(blank.fc3.bias.get_value(), start.fc3.bias.get_value())
+    assert not np.allclose(fit(None).fc1.kernel.get_value(), start.fc1.kernel.get_value())
+
+    # Keys are drawn per step from the seed: the same seed repeats a run, another differs.
+    def noise(key, xb):
+        return xb + jax.random.normal(key, xb.shape)
+
+    a, b, c = fit(noise), fit(noise), fit(noise, seed=1)
+    np.testing.assert_array_equal(a.fc1.kernel.get_value(), b.fc1.kernel.get_value())
+    assert not np.allclose(a.fc1.kernel.get_value(), c.fc1.kernel.get_value())
