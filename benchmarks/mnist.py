@@ -141,6 +141,7 @@ _RECIPE_KEYS = {
     "budget",
     "distill",
     "distill_weight",
+    "input_dropout",
 }
 BATCH_SIZE = 128
 MOMENTUM = 0.9
@@ -308,6 +309,19 @@ def _teacher_targets(net: str, seed: int, x: np.ndarray, y: np.ndarray, temperat
     return np.concatenate([hard, soft], axis=-1).astype(np.float32)
 
 
+def _input_dropout(rate: float) -> Any:
+    """Zeroes each input with probability ``rate`` and rescales the rest by
+    ``1 / (1 - rate)``, so inputs keep their mean (Srivastava et al. 2014)."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"input_dropout must be in [0, 1), got {rate}")
+
+    def augment(key, xb):
+        keep = jax.random.bernoulli(key, 1.0 - rate, xb.shape)
+        return jnp.where(keep, xb / (1.0 - rate), 0.0).astype(xb.dtype)
+
+    return augment
+
+
 def _units(net: str, model: nnx.Module, kept_inputs: np.ndarray) -> list[int]:
     if net == "lenet300":
         return [len(kept_inputs), *model.hidden]
@@ -343,6 +357,11 @@ def run(
     # lam warms up over the first epoch, or over `warmup` epochs (`--set warmup=5`).
     lam = optax.linear_schedule(0.0, cfg.lam, spe * cfg.extra.get("warmup", 1))
     common = dict(epochs=cfg.epochs, batch_size=bs, seed=seed, progress=False)
+    if cfg.extra.get("input_dropout"):
+        # `input_dropout=p`: each input pixel of a training batch is dropped with
+        # probability p (training and fine-tune), as Louizos et al.'s input gates are
+        # noisy while they train.
+        common["augment"] = _input_dropout(float(cfg.extra["input_dropout"]))
 
     if method in ("dense", "magnitude"):
         result = train(model, sgd, x_train, y_train, **common)

@@ -102,3 +102,13 @@ def test_distill_loss_mixes_labels_and_tempered_teacher(mnist):
     want = np.mean((1 - w) * ce + w * t**2 * kd)
     got = mnist._distill_loss(t, w)(logits, targets)
     np.testing.assert_allclose(float(got), want, rtol=1e-5)
+
+
+def test_input_dropout_drops_at_its_rate_and_keeps_the_mean(mnist):
+    xb = jax.numpy.ones((200, 784))
+    out = np.asarray(mnist._input_dropout(0.3)(jax.random.key(0), xb))
+    np.testing.assert_allclose(np.unique(out), [0.0, 1 / 0.7], rtol=1e-6)
+    assert abs(np.mean(out == 0) - 0.3) < 0.01
+    assert abs(out.mean() - 1.0) < 0.02
+    with pytest.raises(ValueError, match="input_dropout"):
+        mnist._input_dropout(1.0)
