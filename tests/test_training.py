@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
+from multidevice import run_on_8_host_devices
 
 from sparse_optax.models import LeNet300100
 from sparse_optax.training import train
@@ -86,3 +87,42 @@ def test_augment_reaches_every_training_batch():
     a, b, c = fit(noise), fit(noise), fit(noise, seed=1)
     np.testing.assert_array_equal(a.fc1.kernel.get_value(), b.fc1.kernel.get_value())
     assert not np.allclose(a.fc1.kernel.get_value(), c.fc1.kernel.get_value())
+
+
+_SHARDED_SCRIPT = """
+import json
+import jax, numpy as np, optax
+from flax import nnx
+import sparse_optax.training as training
+from sparse_optax.models import LeNet300100
+
+x = np.random.default_rng(1).normal(size=(64, 4)).astype(np.float32)
+y = np.arange(64) % 10
+
+
+def drop(key, xb):
+    return jax.numpy.where(jax.random.bernoulli(key, 0.7, xb.shape), xb / 0.7, 0.0)
+
+
+def fit(devices):
+    training._mesh = lambda: jax.sharding.Mesh(np.asarray(devices), ("data",))
+    model = LeNet300100(in_features=4, rngs=nnx.Rngs(0))
+    training.train(model, optax.sgd(0.1), x, y, epochs=2, batch_size=16, progress=False,
+                   augment=drop)
+    return np.asarray(model.fc1.kernel.get_value())
+
+
+one, eight = fit(jax.devices()[:1]), fit(jax.devices())
+start = np.asarray(LeNet300100(in_features=4, rngs=nnx.Rngs(0)).fc1.kernel.get_value())
+print("RESULT" + json.dumps({"devices": len(jax.devices()),
+                             "diff": float(np.abs(one - eight).max()),
+                             "moved": float(np.abs(one - start).max())}))
+"""
+
+
+def test_augment_draws_the_same_noise_on_a_sharded_batch():
+    # The batch is split over 8 devices; the dropout masks must not depend on that.
+    out = run_on_8_host_devices(_SHARDED_SCRIPT)
+    assert out["devices"] == 8
+    assert out["moved"] > 1e-3
+    assert out["diff"] < 1e-5
