@@ -605,7 +605,8 @@ def main() -> None:
         "conv1:conv2:fc1:fc2 for lenet5; 0 leaves a layer out); budget=N1:N2:... keeps at most "
         "that many units per kind (inputs:h1:h2, or conv1:conv2:fc1 inputs:fc1 units), the "
         "largest, before the fine-tune; distill=T fine-tunes from a dense teacher at "
-        "temperature T as well (distill_weight, default 0.5, weighs it against the labels)",
+        "temperature T as well (distill_weight, default 0.5, weighs it against the labels); "
+        "input_dropout=P drops each input pixel of a training batch with probability P",
     )
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--quick", action="store_true", help="CI smoke test: tiny data, 1 epoch")

@@ -117,7 +117,7 @@ def train(
     loss_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
     augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
 ) -> TrainResult:
-    """Trains ``model`` (in place) with ``tx`` on softmax cross-entropy.
+    """Trains ``model`` (in place) with ``tx`` on softmax cross-entropy, or ``loss_fn``.
 
     Args:
       model: an NNX module mapping a batch of ``x_train`` to logits.
