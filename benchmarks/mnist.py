@@ -214,6 +214,17 @@ def _later_kernels(params: Any) -> Any:
     return jax.tree.map(lambda p, f: p.ndim >= 2 and not f, params, first)
 
 
+def _optimizer(cfg: Config, steps_per_epoch: int) -> tuple[Any, optax.GradientTransformation]:
+    """A recipe's training schedule and optimizer: SGD with momentum, cosine decay from
+    ``cfg.lr`` over the training epochs (not the fine-tune)."""
+    lr = optax.cosine_decay_schedule(cfg.lr, steps_per_epoch * cfg.epochs)
+    sgd = optax.sgd(lr, momentum=MOMENTUM)
+    if cfg.extra.get("wd"):
+        # `wd`: weight decay on every parameter during training (not the fine-tune).
+        sgd = optax.chain(optax.add_decayed_weights(cfg.extra["wd"]), sgd)
+    return lr, sgd
+
+
 def _model(net: str, seed: int) -> nnx.Module:
     rngs = nnx.Rngs(seed)
     return LeNet300100(rngs=rngs) if net == "lenet300" else LeNet5Caffe(rngs=rngs)
@@ -300,8 +311,7 @@ def _teacher_targets(net: str, seed: int, x: np.ndarray, y: np.ndarray, temperat
     trained on the same split, so no test or validation image is seen."""
     cfg = CONFIGS[net]["dense"]
     teacher = _model(net, seed + 1000)
-    spe = max(len(x) // BATCH_SIZE, 1)
-    sgd = optax.sgd(optax.cosine_decay_schedule(cfg.lr, spe * cfg.epochs), momentum=MOMENTUM)
+    _, sgd = _optimizer(cfg, max(len(x) // BATCH_SIZE, 1))
     train(teacher, sgd, x, y, epochs=cfg.epochs, batch_size=BATCH_SIZE, seed=seed, progress=False)
     logits = np.concatenate([np.asarray(teacher(x[i : i + 1000])) for i in range(0, len(x), 1000)])
     soft = np.asarray(jax.nn.softmax(logits / temperature, axis=-1))
@@ -349,11 +359,7 @@ def run(
     model = _model(net, seed)
     bs = BATCH_SIZE
     spe = max(len(x_train) // bs, 1)
-    lr = optax.cosine_decay_schedule(cfg.lr, spe * cfg.epochs)
-    sgd = optax.sgd(lr, momentum=MOMENTUM)
-    if cfg.extra.get("wd"):
-        # `wd`: weight decay on every parameter during training (not the fine-tune).
-        sgd = optax.chain(optax.add_decayed_weights(cfg.extra["wd"]), sgd)
+    lr, sgd = _optimizer(cfg, spe)
     # lam warms up over the first epoch, or over `warmup` epochs (`--set warmup=5`).
     lam = optax.linear_schedule(0.0, cfg.lam, spe * cfg.extra.get("warmup", 1))
     common = dict(epochs=cfg.epochs, batch_size=bs, seed=seed, progress=False)
