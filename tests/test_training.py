@@ -31,62 +31,54 @@ def test_compiler_options_reach_the_training_step():
         )
 
 
-def _trained_kernel(targets, loss_fn=None):
-    model = LeNet300100(in_features=4, rngs=nnx.Rngs(0))
-    x = np.random.default_rng(1).normal(size=(64, 4)).astype(np.float32)
-    train(
-        model, optax.sgd(0.1), x, targets, epochs=2, batch_size=16, progress=False, loss_fn=loss_fn
-    )
+_X = np.random.default_rng(1).normal(size=(64, 4)).astype(np.float32)
+_Y = np.arange(64) % 10
+
+
+def _untrained() -> LeNet300100:
+    return LeNet300100(in_features=4, rngs=nnx.Rngs(0))
+
+
+def _fit(targets=_Y, **kwargs) -> LeNet300100:
+    model = _untrained()
+    train(model, optax.sgd(0.1), _X, targets, epochs=2, batch_size=16, progress=False, **kwargs)
+    return model
+
+
+def _fc1(model: LeNet300100) -> np.ndarray:
     return np.asarray(model.fc1.kernel.get_value())
 
 
 def test_loss_fn_takes_the_targets_rows():
-    y = np.arange(64) % 10
-    default = _trained_kernel(y)
+    default = _fc1(_fit())
     # One-hot soft labels through a custom loss follow the integer-label default.
-    one_hot = np.eye(10, dtype=np.float32)[y]
-    soft = _trained_kernel(one_hot, lambda logits, t: optax.softmax_cross_entropy(logits, t).mean())
+    one_hot = np.eye(10, dtype=np.float32)[_Y]
+    soft = _fc1(
+        _fit(one_hot, loss_fn=lambda logits, t: optax.softmax_cross_entropy(logits, t).mean())
+    )
     np.testing.assert_allclose(soft, default, rtol=1e-5, atol=1e-6)
     # A loss without gradient leaves the weights where they started.
-    flat = _trained_kernel(y, lambda logits, t: 0.0 * logits.sum())
-    start = np.asarray(LeNet300100(in_features=4, rngs=nnx.Rngs(0)).fc1.kernel.get_value())
+    flat = _fc1(_fit(loss_fn=lambda logits, t: 0.0 * logits.sum()))
+    start = _fc1(_untrained())
     np.testing.assert_array_equal(flat, start)
     assert not np.allclose(default, start)
 
 
 def test_augment_reaches_every_training_batch():
-    x = np.random.default_rng(1).normal(size=(64, 4)).astype(np.float32)
-    y = np.arange(64) % 10
-
-    def fit(augment, seed=0):
-        model = LeNet300100(in_features=4, rngs=nnx.Rngs(0))
-        train(
-            model,
-            optax.sgd(0.1),
-            x,
-            y,
-            epochs=2,
-            batch_size=16,
-            seed=seed,
-            progress=False,
-            augment=augment,
-        )
-        return model
-
-    start = LeNet300100(in_features=4, rngs=nnx.Rngs(0))
+    start = _untrained()
     # Zeroed inputs give the first kernel no gradient, while the output bias learns.
-    blank = fit(lambda key, xb: 0.0 * xb)
-    np.testing.assert_array_equal(blank.fc1.kernel.get_value(), start.fc1.kernel.get_value())
+    blank = _fit(augment=lambda key, xb: 0.0 * xb)
+    np.testing.assert_array_equal(_fc1(blank), _fc1(start))
     assert not np.allclose(blank.fc3.bias.get_value(), start.fc3.bias.get_value())
-    assert not np.allclose(fit(None).fc1.kernel.get_value(), start.fc1.kernel.get_value())
+    assert not np.allclose(_fc1(_fit()), _fc1(start))
 
     # Keys are drawn per step from the seed: the same seed repeats a run, another differs.
     def noise(key, xb):
         return xb + jax.random.normal(key, xb.shape)
 
-    a, b, c = fit(noise), fit(noise), fit(noise, seed=1)
-    np.testing.assert_array_equal(a.fc1.kernel.get_value(), b.fc1.kernel.get_value())
-    assert not np.allclose(a.fc1.kernel.get_value(), c.fc1.kernel.get_value())
+    a, b, c = _fit(augment=noise), _fit(augment=noise), _fit(augment=noise, seed=1)
+    np.testing.assert_array_equal(_fc1(a), _fc1(b))
+    assert not np.allclose(_fc1(a), _fc1(c))
 
 
 _SHARDED_SCRIPT = """
