@@ -11,6 +11,10 @@ and reports GB/s counting the bytes read and written, and the ratio to a plain
 * in place (``--in-place``, on by default): the input is donated and overwritten, as
   in an optimizer step; this is the stricter measure of compute overhead.
 
+A last column gives the arithmetic alone, in nanoseconds per element of a small array
+that stays in cache: where it exceeds what the memory traffic of ``x * c`` costs per
+element, the operator is compute-bound on that machine.
+
 On an accelerator the default size is 256M elements (1 GiB of float32, far larger than
 the caches) and each timing covers ``--calls`` back-to-back calls (default 8), so that
 the asynchronous dispatch overlaps the kernels as in a training loop rather than adding
@@ -33,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +44,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import COMPILER_OPTIONS, add_vector_width_arg, apply_vector_width, describe, machine
 
 import sparse_optax as so
 
@@ -72,10 +76,6 @@ GROUP: dict[str, Callable] = {
     "l1_exclusive": lambda x: so.prox_l1_exclusive(x, 0.1, 0.05, 0.5),
     "tl1_group": lambda x: so.prox_tl1_group(x, 0.1, 0.5, 1.0, 0.5),
 }
-
-
-# XLA compiler options for every jitted program (``--vector-width``).
-COMPILER_OPTIONS: dict[str, int] = {}
 
 
 def _jit(fn: Callable, **kwargs) -> Callable:
@@ -121,6 +121,26 @@ def _time_vs_ref(
         fs.append(f)
         rs.append(0.5 * (r0 + r1))
     return float(np.median(fs)), float(np.median(rs)), float(np.median(ratios))
+
+
+def _in_cache_ns(fn: Callable, dtype, repeats: int, iters: int = 50) -> float:
+    """Nanoseconds per element of ``fn`` on a 512 x 512 array, which stays in cache.
+
+    This is the operator's arithmetic alone, the cost that the throughput columns add
+    to the memory traffic. Each iteration evaluates ``fn(x + 1e-30 y)`` on the previous
+    output ``y``: the same values (1e-30 y is far below an ulp of x), but a dependence
+    that XLA cannot see through, so the operator is evaluated every time.
+    """
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(512, 512)), dtype)
+    eps = jnp.asarray(1e-30, dtype)
+    loop = _jit(lambda x: jax.lax.fori_loop(0, iters, lambda i, y: fn(x + eps * y), x))
+    jax.block_until_ready(loop(x))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(loop(x))
+        times.append(time.perf_counter() - t0)
+    return float(np.min(times)) / (iters * x.size) * 1e9
 
 
 def _time_numpy(fn: Callable, x: np.ndarray, repeats: int) -> float:
@@ -183,15 +203,9 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/)")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--ops", default=None, help="comma-separated operators (default: all)")
-    ap.add_argument(
-        "--vector-width",
-        type=int,
-        default=None,
-        help="XLA CPU's preferred vector width in bits (default: XLA's, 256)",
-    )
+    add_vector_width_arg(ap)
     args = ap.parse_args()
-    if args.vector_width:
-        COMPILER_OPTIONS["xla_cpu_prefer_vector_width"] = args.vector_width
+    tag = apply_vector_width(args)
     ops = {**ELEMENTWISE, **GROUP}
     if args.ops:
         unknown = set(args.ops.split(",")) - set(ops)
@@ -215,15 +229,14 @@ def main() -> None:
 
     calls = args.calls
     rows = []
-    print(
-        f"backend={backend} device={kind} jax={jax.__version__} shape={shape}"
-        f" compiler_options={COMPILER_OPTIONS}"
-    )
+    host = machine()
+    print(f"{describe(host)} shape={shape}")
     header = f"{'operator':28s} {'dtype':9s} {'ms':>8s} {'GB/s':>8s} {'vs x*c':>7s}"
     if args.in_place:
         header += f" {'ms (i-p)':>8s} {'GB/s':>8s} {'vs x*c':>7s}"
     if peak:
         header += f" {'% peak':>7s}"
+    header += f" {'ns/el (cache)':>14s}"
     print(header)
     # 1.25 is exact in bfloat16 (1.0001 would round to 1, a multiply XLA removes).
     ref = lambda x: x * jnp.asarray(1.25, x.dtype)  # noqa: E731
@@ -256,6 +269,8 @@ def main() -> None:
             if peak:
                 row["fraction_of_peak_bandwidth"] = nbytes / row["seconds"] / peak
                 line += f" {100 * row['fraction_of_peak_bandwidth']:6.1f}%"
+            row["in_cache_ns_per_element"] = _in_cache_ns(fn, dtype, args.repeats)
+            line += f" {row['in_cache_ns_per_element']:14.3f}"
             rows.append(row)
             print(line, flush=True)
         if dname == "float32" and not args.no_peers:
@@ -286,26 +301,21 @@ def main() -> None:
 
     result = {
         "benchmark": "prox throughput",
-        "backend": backend,
-        "device": kind,
+        **host,
         "peak_bandwidth_bytes_per_s": peak,
-        "jax_version": jax.__version__,
-        "machine": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": __import__("os").cpu_count(),
         "elements": int(np.prod(shape)),
         "shape": list(shape),
         "repeats": args.repeats,
         "rounds": args.rounds,
         "calls_per_timing": calls,
-        "compiler_options": COMPILER_OPTIONS,
         "note": (
             "ratio_vs_x_times_c: both calls allocate their output (on CPU, page faults included);"
-            " in_place_*: input donated, output written in place, as in an optimizer step"
+            " in_place_*: input donated, output written in place, as in an optimizer step;"
+            " in_cache_ns_per_element: the arithmetic alone, on a 512x512 array in cache"
+            " (fastest of the repeats)"
         ),
         "rows": rows,
     }
-    tag = f"_vw{args.vector_width}" if args.vector_width else ""
     default_out = Path(__file__).parent / "results" / f"prox_{backend}{tag}.json"
     out = Path(args.out) if args.out else default_out
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from _common import COMPILER_OPTIONS, add_vector_width_arg, apply_vector_width, describe, machine
 
 import sparse_optax as so
 from sparse_optax.models import LeNet300100Linen
@@ -62,9 +61,6 @@ GROUP = {
     "l1_exclusive",
     "tl1_group",
 }
-
-# XLA compiler options for every jitted program (``--vector-width``).
-COMPILER_OPTIONS: dict[str, int] = {}
 
 
 def _median_time(step: Callable, carry, args, repeats: int):
@@ -210,43 +206,27 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated transform names")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=None)
-    ap.add_argument(
-        "--vector-width",
-        type=int,
-        default=None,
-        help="XLA CPU's preferred vector width in bits (default: XLA's, 256)",
-    )
+    add_vector_width_arg(ap)
     args = ap.parse_args()
-    if args.vector_width:
-        COMPILER_OPTIONS["xla_cpu_prefer_vector_width"] = args.vector_width
+    tag = apply_vector_width(args)
     if args.quick:
         args.repeats, args.rounds = 5, 3
     names = args.only.split(",") if args.only else list(TRANSFORMS)
-    backend = jax.default_backend()
-    print(
-        f"backend={backend} jax={jax.__version__} cpus={os.cpu_count()}"
-        f" compiler_options={COMPILER_OPTIONS}"
-    )
+    host = machine()
+    print(describe(host))
     update_rows = bench_update(names, args.repeats, args.rounds)
     train_rows = bench_train(names, 4 * args.repeats, args.rounds)
     result = {
         "benchmark": "optimizer step overhead",
-        "backend": backend,
-        "device": getattr(jax.devices()[0], "device_kind", str(jax.devices()[0])),
-        "jax_version": jax.__version__,
+        **host,
         "optax_version": optax.__version__,
-        "machine": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
         "repeats": args.repeats,
         "rounds": args.rounds,
-        "compiler_options": COMPILER_OPTIONS,
         "update_only": {"parameters": 10_010_000, "rows": update_rows},
         "train_step": {"model": "LeNet-300-100", "batch": 256, "rows": train_rows},
         "group_transforms": sorted(GROUP),
     }
-    tag = f"_vw{args.vector_width}" if args.vector_width else ""
-    default_out = Path(__file__).parent / "results" / f"step_{backend}{tag}.json"
+    default_out = Path(__file__).parent / "results" / f"step_{host['backend']}{tag}.json"
     out = Path(args.out) if args.out else default_out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
