@@ -284,6 +284,33 @@ def test_float32_accuracy_extreme_strengths(name, fast, ref, tau, width):
     test_float32_accuracy_against_float64_closed_form(name, fast, ref, tau, width)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sign_bit_copy_matches_sign_times_magnitude(dtype):
+    """_with_sign_of(mag, x), the sign-bit copy behind l2/3, TL1, MCP, SCAD and the
+    exclusive output, is sign(x) * mag for mag >= 0, with x = +-0, inf and NaN, and
+    keeps a NaN magnitude NaN."""
+    specials = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, 1e-45, -1e-45, 3e38, -3e38, np.nan]
+    with jax.enable_x64(dtype == "float64"):
+        rng = np.random.default_rng(16)
+        x = np.concatenate([rng.normal(size=1000), specials]).astype(dtype)
+        mag = np.abs(np.concatenate([rng.normal(size=1000) * 10.0, [2.0] * len(specials)]))
+        mag = mag.astype(dtype)
+        mag[::7] = 0.0
+        got = np.asarray(prox_module._with_sign_of(jnp.asarray(mag), jnp.asarray(x)))
+        assert got.dtype == np.dtype(dtype)
+        ok = ~np.isnan(x)
+        want = np.where(np.signbit(x), -mag, mag)
+        np.testing.assert_array_equal(got[ok], want[ok])
+        np.testing.assert_array_equal(np.signbit(got[ok]), np.signbit(x[ok]))
+        # Where x is nonzero and not NaN this is exactly sign(x) * mag.
+        nz = ok & (x != 0)
+        np.testing.assert_array_equal(got[nz], (np.sign(x) * mag)[nz])
+        nan_mag = prox_module._with_sign_of(
+            jnp.asarray([np.nan], dtype), jnp.asarray([-1.0], dtype)
+        )
+        assert np.isnan(np.asarray(nan_mag)).all()
+
+
 # ----------------------------------------------------------------------------- groups
 
 
