@@ -290,7 +290,7 @@ def test_sign_bit_copy_matches_sign_times_magnitude(dtype):
     exclusive output, is sign(x) * mag for mag >= 0, with x = +-0 and +-inf among the
     inputs, and keeps a NaN magnitude NaN. A NaN x is left out of the comparison: its
     sign bit is arbitrary, and where the operators meet it the magnitude is NaN too
-    (TL1, MCP, SCAD) or x reaches the result directly (l2/3's x - shrink)."""
+    (TL1, MCP, SCAD, the exclusive output) or x reaches the result directly (l2/3's x - shrink)."""
     specials = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, 1e-45, -1e-45, 3e38, -3e38, np.nan]
     with jax.enable_x64(dtype == "float64"):
         rng = np.random.default_rng(16)
