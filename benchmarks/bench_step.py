@@ -3,6 +3,7 @@
 (a) update only: ``tx.update`` jitted together with ``optax.apply_updates`` on a
     10M-parameter pytree of Dense-like kernels (ten ``(1000, 1000)`` kernels, each with
     a bias, which the default mask leaves alone), ``chain(sgd, X)`` against ``sgd``;
+    ``--kernels N`` splits the same 10M weights into N kernels of ``(10000 / N, 1000)``;
 (b) a full jitted training step (forward, backward, update) of LeNet-300-100
     (784-300-100-10 MLP, relu) on MNIST-shaped batches of 256, with and without X.
 
@@ -14,6 +15,11 @@ per-round median times (robust to other processes sharing the cores). Writes
     python benchmarks/bench_step.py            # full
     python benchmarks/bench_step.py --quick    # fewer repeats
     python benchmarks/bench_step.py --vector-width 512   # 512-bit vectors on CPU
+    python benchmarks/bench_step.py --kernels 1   # (a) on one (10000, 1000) kernel
+
+``--kernels`` separates the transforms' arithmetic from how XLA:CPU runs a program of
+several large kernels: on a 2-core machine the ten-kernel program of a root-finding
+transform ran 1.4-2.2x slower than the same work as one kernel (see the results README).
 
 ``--vector-width`` compiles both programs of every pair with XLA's
 ``xla_cpu_prefer_vector_width`` option and writes ``step_<backend>_vw<bits>.json``.
@@ -99,14 +105,14 @@ def _compare(make_step: Callable, init: Callable, args, tx_x, repeats: int, roun
     return float(np.median(ratios)), float(np.median(t_sgd)), float(np.median(t_x))
 
 
-def bench_update(names, repeats: int, rounds: int) -> list[dict]:
+def bench_update(names, repeats: int, rounds: int, kernels: int = 10) -> list[dict]:
     rng = np.random.default_rng(0)
     params = {
         f"dense_{i}": {
-            "kernel": jnp.asarray(rng.normal(size=(1000, 1000)) * 0.03, jnp.float32),
+            "kernel": jnp.asarray(rng.normal(size=(10_000 // kernels, 1000)) * 0.03, jnp.float32),
             "bias": jnp.zeros((1000,), jnp.float32),
         }
-        for i in range(10)
+        for i in range(kernels)
     }
     grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape) * 0.01, p.dtype), params)
     n_params = sum(p.size for p in jax.tree.leaves(params))
@@ -123,7 +129,8 @@ def bench_update(names, repeats: int, rounds: int) -> list[dict]:
         return p, tx.init(p)
 
     rows = []
-    print(f"(a) update only, {n_params / 1e6:.1f}M parameters: chain(sgd, X) / sgd")
+    where = "one kernel" if kernels == 1 else f"{kernels} kernels"
+    print(f"(a) update only, {n_params / 1e6:.1f}M parameters in {where}: chain(sgd, X) / sgd")
     print("    (writes: kernel-sized arrays written per kernel; 1 = update fused into the prox)")
     for name in names:
         tx_x = TRANSFORMS[name]()
@@ -206,15 +213,22 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated transform names")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=None)
+    ap.add_argument(
+        "--kernels",
+        type=int,
+        default=10,
+        choices=[1, 2, 5, 10, 20, 40],
+        help="kernels of (10000 / N, 1000) holding the 10M weights of (a) (default 10)",
+    )
     add_vector_width_arg(ap)
     args = ap.parse_args()
-    tag = apply_vector_width(args)
+    tag = apply_vector_width(args) + (f"_k{args.kernels}" if args.kernels != 10 else "")
     if args.quick:
         args.repeats, args.rounds = 5, 3
     names = args.only.split(",") if args.only else list(TRANSFORMS)
     host = machine()
     print(describe(host))
-    update_rows = bench_update(names, args.repeats, args.rounds)
+    update_rows = bench_update(names, args.repeats, args.rounds, args.kernels)
     train_rows = bench_train(names, 4 * args.repeats, args.rounds)
     result = {
         "benchmark": "optimizer step overhead",
@@ -222,7 +236,11 @@ def main() -> None:
         "optax_version": optax.__version__,
         "repeats": args.repeats,
         "rounds": args.rounds,
-        "update_only": {"parameters": 10_010_000, "rows": update_rows},
+        "update_only": {
+            "parameters": 10_000_000 + 1000 * args.kernels,
+            "kernels": [args.kernels, [10_000 // args.kernels, 1000]],
+            "rows": update_rows,
+        },
         "train_step": {"model": "LeNet-300-100", "batch": 256, "rows": train_rows},
         "group_transforms": sorted(GROUP),
     }
