@@ -19,7 +19,7 @@ per-round median times (robust to other processes sharing the cores). Writes
 
 ``--kernels`` separates the transforms' arithmetic from how XLA:CPU runs a program of
 several large kernels: on a 2-core machine the ten-kernel program of a root-finding
-transform ran 1.4-2.2x slower than the same work as one kernel (see the results README).
+transform ran 2.0-2.2x slower than the same work as one kernel (see the results README).
 
 ``--vector-width`` compiles both programs of every pair with XLA's
 ``xla_cpu_prefer_vector_width`` option and writes ``step_<backend>_vw<bits>.json``.
@@ -105,12 +105,18 @@ def _compare(make_step: Callable, init: Callable, args, tx_x, repeats: int, roun
     return float(np.median(ratios)), float(np.median(t_sgd)), float(np.median(t_x))
 
 
+def _kernel_shape(kernels: int) -> tuple[int, int]:
+    # The 10M weights of (a), split into `kernels` Dense kernels (each with a bias).
+    return (10_000 // kernels, 1000)
+
+
 def bench_update(names, repeats: int, rounds: int, kernels: int = 10) -> list[dict]:
     rng = np.random.default_rng(0)
+    shape = _kernel_shape(kernels)
     params = {
         f"dense_{i}": {
-            "kernel": jnp.asarray(rng.normal(size=(10_000 // kernels, 1000)) * 0.03, jnp.float32),
-            "bias": jnp.zeros((1000,), jnp.float32),
+            "kernel": jnp.asarray(rng.normal(size=shape) * 0.03, jnp.float32),
+            "bias": jnp.zeros(shape[1:], jnp.float32),
         }
         for i in range(kernels)
     }
@@ -229,6 +235,7 @@ def main() -> None:
     host = machine()
     print(describe(host))
     update_rows = bench_update(names, args.repeats, args.rounds, args.kernels)
+    rows, cols = _kernel_shape(args.kernels)
     train_rows = bench_train(names, 4 * args.repeats, args.rounds)
     result = {
         "benchmark": "optimizer step overhead",
@@ -237,8 +244,8 @@ def main() -> None:
         "repeats": args.repeats,
         "rounds": args.rounds,
         "update_only": {
-            "parameters": 10_000_000 + 1000 * args.kernels,
-            "kernels": [args.kernels, [10_000 // args.kernels, 1000]],
+            "parameters": args.kernels * (rows + 1) * cols,
+            "kernels": [args.kernels, [rows, cols]],
             "rows": update_rows,
         },
         "train_step": {"model": "LeNet-300-100", "batch": 256, "rows": train_rows},
