@@ -632,21 +632,62 @@ _EXCLUSIVE_BLOCK_BYTES = {"cpu": 1 << 20}
 _EXCLUSIVE_SAMPLE_ROWS = 64
 _EXCLUSIVE_SAMPLE_MIN = 512
 _EXCLUSIVE_SAMPLE_STEPS = 3
+# The CPU column sums of the search add this many row slices elementwise before the
+# final reduction (see _sliced_column_sums).
+_EXCLUSIVE_SLICES = 16
 
 
-def _exclusive_step(a: Array, tau: Array, th: Array) -> tuple[Array, Array]:
+def _sliced_column_sums(a: Array, th: Array) -> tuple[Array, Array]:
+    """Sum and count of the entries of each column of ``a`` not at or below ``th``.
+
+    XLA CPU writes the select that feeds a reduction to memory and then reduces it in a
+    library call, in about four elementwise passes. Adding ``_EXCLUSIVE_SLICES`` row
+    slices instead is an elementwise loop that XLA vectorises across the columns; with
+    the sums and the counts stacked into one array, both come from one loop that reads
+    ``a`` once (the concatenation also keeps the library call from absorbing the adds),
+    and the reduction left runs over 16 times fewer rows. The adds form a balanced tree,
+    not a chain, so that they do not wait on each other. In cache, one pass over a
+    4096 x 64 block costs 0.08-0.10 ns per element against 0.36-0.52 for ``jnp.sum`` of
+    the selects. A NaN is counted, as it is not at or below ``th``.
+    """
+    rows, cols = a.shape
+    if rows == 0:
+        return jnp.zeros((1, cols), a.dtype), jnp.zeros((1, cols), a.dtype)
+    h = -(-rows // _EXCLUSIVE_SLICES)
+    sums, counts = [], []
+    for start in range(0, rows, h):
+        part = a[start : start + h]
+        low = part <= th
+        pad = ((0, h - part.shape[0]), (0, 0))
+        sums.append(jnp.pad(jnp.where(low, 0.0, part), pad))
+        counts.append(jnp.pad(jnp.where(low, 0.0, 1.0), pad))
+    both = jnp.stack([_tree_sum(sums), _tree_sum(counts)], axis=1)
+    total = jnp.sum(both, axis=0)
+    return total[:1], total[1:]
+
+
+def _tree_sum(terms: list[Array]) -> Array:
+    while len(terms) > 1:
+        pairs = zip(terms[::2], terms[1::2], strict=False)
+        terms = [u + v for u, v in pairs] + terms[len(terms) - len(terms) % 2 :]
+    return terms[0]
+
+
+def _exclusive_step(a: Array, tau: Array, th: Array, sliced: bool) -> tuple[Array, Array]:
     """One Newton step of the exclusive threshold search (see :func:`_exclusive_newton`),
-    and the support count at ``th``."""
-    # Counting the signs of the kept values rather than the mask itself lets XLA CPU
-    # read one select for both sums (about 25% faster per pass); every kept value is
-    # positive, as theta >= 0.
-    kept = jnp.where(a <= th, 0.0, a)
-    s = jnp.sum(kept, axis=0, keepdims=True)
-    n = jnp.sum(jnp.sign(kept), axis=0, keepdims=True)
+    and the support count at ``th``; ``sliced`` sums as :func:`_sliced_column_sums`."""
+    if sliced:
+        s, n = _sliced_column_sums(a, th)
+    else:
+        # Counting the signs of the kept values rather than the mask itself lets XLA
+        # read one select for both sums; every kept value is positive, as theta >= 0.
+        kept = jnp.where(a <= th, 0.0, a)
+        s = jnp.sum(kept, axis=0, keepdims=True)
+        n = jnp.sum(jnp.sign(kept), axis=0, keepdims=True)
     return tau * s / (1.0 + tau * n), n
 
 
-def _exclusive_newton(a: Array, tau: Array, th: Array) -> Array:
+def _exclusive_newton(a: Array, tau: Array, th: Array, sliced: bool) -> Array:
     """Newton's method for the exclusive threshold of each column of ``a``, from ``th``.
 
     ``a`` holds magnitudes, shape ``(members, groups)``. The exclusive prox is
@@ -664,20 +705,21 @@ def _exclusive_newton(a: Array, tau: Array, th: Array) -> Array:
     ends the search for that column.
     """
 
-    th, n = _exclusive_step(a, tau, th)
+    th, n = _exclusive_step(a, tau, th, sliced)
 
     def body(state):
         th, n_prev, _ = state
-        new, n = _exclusive_step(a, tau, th)
+        new, n = _exclusive_step(a, tau, th, sliced)
         th = jnp.maximum(th, new)
-        # A NaN column has a NaN count, which never equals the previous one.
+        # A NaN column is left out: its theta is NaN, and without the sliced sums so
+        # is its count, which never equals the previous one.
         return th, n, jnp.any((n != n_prev) & ~jnp.isnan(th))
 
     th, _, _ = jax.lax.while_loop(lambda st: st[2], body, (th, n, jnp.array(True)))
     return th
 
 
-def _exclusive_theta(a: Array, tau: Array) -> Array:
+def _exclusive_theta(a: Array, tau: Array, sliced: bool) -> Array:
     """Exclusive threshold of each column of ``a`` (magnitudes, ``(members, groups)``).
 
     Long groups start the full search from a strided sample of about 64 rows: a few
@@ -687,9 +729,9 @@ def _exclusive_theta(a: Array, tau: Array) -> Array:
     small and its steps are not iterated to convergence because each costs about as
     many kernel launches as a full pass, whatever its size: 256 rows searched to
     convergence cost about half a full pass, 64 rows a tenth, three fixed steps less
-    again (the whole prox over 4096 x 4096 took 2-9% less time than with 256 rows,
-    over 784 x 300 25-27% less). The start only affects the number of passes: from any
-    start, the search ends at the exact root.
+    again (over 4096 x 4096 on CPU, with the sliced sums: 0.51 of the ``x * c``
+    throughput, against 0.44 with 256 rows and 0.50 with one step). The start only
+    affects the number of passes: from any start, the search ends at the exact root.
     """
     members = a.shape[0]
     th = jnp.zeros_like(tau)
@@ -697,8 +739,8 @@ def _exclusive_theta(a: Array, tau: Array) -> Array:
         sample = a[:: members // _EXCLUSIVE_SAMPLE_ROWS]
         t_sample = tau * (members / sample.shape[0])
         for _ in range(_EXCLUSIVE_SAMPLE_STEPS):
-            th = jnp.maximum(th, _exclusive_step(sample, t_sample, th)[0])
-    return _exclusive_newton(a, tau, th)
+            th = jnp.maximum(th, _exclusive_step(sample, t_sample, th, sliced)[0])
+    return _exclusive_newton(a, tau, th, sliced)
 
 
 def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Array:
@@ -715,15 +757,15 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Arra
     tau = jnp.moveaxis(tau, axis, -1).reshape(1, -1) if tau.ndim else tau.reshape(1, 1)
     tau = jnp.broadcast_to(tau, (1, groups))
     shift, tau = mu * tau, (1.0 - mu) * tau
-
-    def theta(c: Array, t: Array, sh: Array) -> Array:
-        return _exclusive_theta(jnp.maximum(jnp.abs(c) - sh, 0.0), t)
-
     # On CPU the search runs over blocks of `width` whole groups (a power of two, at
     # least a cache line of float32), elsewhere over all groups at once; it keeps only
     # the thresholds, and the output is then written in one fused pass, so no full-size
     # intermediate is allocated.
     block_bytes = _EXCLUSIVE_BLOCK_BYTES.get(jax.default_backend())
+
+    def theta(c: Array, t: Array, sh: Array) -> Array:
+        return _exclusive_theta(jnp.maximum(jnp.abs(c) - sh, 0.0), t, block_bytes is not None)
+
     n_blocks = 1
     if block_bytes is not None:
         width = max(16, block_bytes // (cols.dtype.itemsize * max(members, 1)))

@@ -450,6 +450,23 @@ def test_exclusive_nan_poisons_only_its_group():
     assert not np.any(np.isnan(np.delete(z, 150, axis=1)))
 
 
+@pytest.mark.parametrize("rows", [0, 1, 15, 16, 17, 100, 4097])
+def test_sliced_column_sums_match_numpy(rows):
+    """The CPU search's column sums, over row counts that leave a short last slice:
+    entries at the threshold are left out, a NaN is counted and makes its sum NaN."""
+    rng = np.random.default_rng(rows)
+    a = np.abs(rng.normal(size=(rows, 24))).astype(np.float32)
+    th = rng.uniform(0.0, 1.5, size=(1, 24)).astype(np.float32)
+    if rows:
+        a[0, 3] = th[0, 3]
+        a[-1, 5] = np.nan
+    s, n = prox_module._sliced_column_sums(jnp.asarray(a), jnp.asarray(th))
+    above = ~(a <= th)
+    np.testing.assert_allclose(s, np.sum(np.where(above, a, 0.0), axis=0, keepdims=True), 1e-5)
+    np.testing.assert_array_equal(n, np.sum(above, axis=0, keepdims=True))
+    assert np.isnan(s[0, 5]) == (rows > 0)
+
+
 def test_group_l0_keeps_or_zeroes_whole_groups():
     # Columns with norms 5, 0.141 and 2 against the threshold sqrt(2 * 1.5) = 1.73: the
     # kept columns come back unshrunk, bit for bit.
