@@ -628,9 +628,9 @@ def _group_shrink(x: Array, tau: Array, axis: int) -> Array:
 _EXCLUSIVE_BLOCK_BYTES = {"cpu": 1 << 20}
 # A block holds at least this many groups, however long: reading a block gathers one
 # short run of each row, and runs under 64 float32 (256 bytes) make that gather cost
-# more than larger blocks lose to cache misses. With 16384 members, 64
-# groups (a 4 MB block) took the prox from 0.27 to 0.39-0.42 of x * c, against 16
-# groups (1 MB); with 32768 members, from 0.22 to 0.34.
+# more than larger blocks lose to cache misses. With 16384 members, 64 groups (a 4 MB
+# block) took the prox from 0.27 to 0.39-0.42 of x * c, against 16 groups (1 MB); with
+# 32768 members, from 0.22 to 0.34.
 _EXCLUSIVE_MIN_WIDTH = 64
 # Groups with at least _EXCLUSIVE_SAMPLE_MIN members start the search from
 # _EXCLUSIVE_SAMPLE_STEPS Newton steps on a strided sample of about
@@ -673,6 +673,7 @@ def _sliced_column_sums(a: Array, th: Array) -> tuple[Array, Array]:
 
 
 def _tree_sum(terms: list[Array]) -> Array:
+    """The sum of ``terms`` added in pairs, a dependency chain log2(len) adds deep."""
     while len(terms) > 1:
         pairs = zip(terms[::2], terms[1::2], strict=False)
         terms = [u + v for u, v in pairs] + terms[len(terms) - len(terms) % 2 :]
@@ -768,9 +769,11 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Arra
     # the thresholds, and the output is then written in one fused pass, so no full-size
     # intermediate is allocated.
     block_bytes = _EXCLUSIVE_BLOCK_BYTES.get(jax.default_backend())
+    # The sliced column sums, like the blocks, are for XLA CPU's reductions.
+    sliced = block_bytes is not None
 
     def theta(c: Array, t: Array, sh: Array) -> Array:
-        return _exclusive_theta(jnp.maximum(jnp.abs(c) - sh, 0.0), t, block_bytes is not None)
+        return _exclusive_theta(jnp.maximum(jnp.abs(c) - sh, 0.0), t, sliced)
 
     n_blocks = 1
     if block_bytes is not None:
