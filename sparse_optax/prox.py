@@ -733,12 +733,11 @@ def _exclusive_theta(a: Array, tau: Array, sliced: bool) -> Array:
     Newton steps on it, with ``tau`` scaled by ``members / sample`` so that the
     sample's sum stands for the column's, land near the column's threshold. On
     Gaussian columns of 4096 that takes the full passes from 7 to 5. The sample is
-    small and its steps are not iterated to convergence because each costs about as
-    many kernel launches as a full pass, whatever its size: 256 rows searched to
-    convergence cost about half a full pass, 64 rows a tenth, three fixed steps less
-    again (over 4096 x 4096 on CPU, with the sliced sums: 0.51 of the ``x * c``
-    throughput, against 0.44 with 256 rows and 0.50 with one step). The start only
-    affects the number of passes: from any start, the search ends at the exact root.
+    small and its steps are not iterated to convergence because each step costs kernel
+    launches whatever its size; over 4096 x 4096 on CPU, three steps on 64 rows gave
+    0.51 of the ``x * c`` throughput, against 0.44 with 256 rows and 0.50 with one
+    step. The start only affects the number of passes: from any start, the search ends
+    at the exact root.
     """
     members = a.shape[0]
     th = jnp.zeros_like(tau)
