@@ -753,12 +753,21 @@ def _exclusive_theta(a: Array, tau: Array, sliced: bool) -> Array:
     return _exclusive_newton(a, tau, th, sliced)
 
 
+def _bfloat16_bits_to_float32(bits: Array) -> Array:
+    """The float32 value of each bfloat16 given by its 16 bits: exact, NaN included."""
+    wide = jax.lax.shift_left(bits.astype(jnp.uint32), jnp.uint32(16))
+    return jax.lax.bitcast_convert_type(wide, jnp.float32)
+
+
 def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Array:
     """Soft thresholding by ``mu tau``, then the exclusive prox with ``(1 - mu) tau``.
 
     Both are shrinkages of ``|x|`` (by ``mu tau``, then by theta), so they are applied
     together in one final pass over ``x``; ``mu = 0`` is the plain exclusive prox.
+    ``x`` is in its own dtype; the search and the output are computed in float32
+    (float64 for float64 input), and the result is returned in that compute dtype.
     """
+    ct = _compute_dtype(x.dtype)
     # Lay the groups out as columns (members, groups): a free reshape for axis=-1.
     moved = jnp.moveaxis(x, axis, -1)
     # Explicit sizes: reshape(-1, ...) cannot infer a dimension of an empty array.
@@ -774,13 +783,22 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Arra
     block_bytes = _EXCLUSIVE_BLOCK_BYTES.get(jax.default_backend())
     # The sliced column sums, like the blocks, are for XLA CPU's reductions.
     sliced = block_bytes is not None
+    widen = lambda c: c.astype(ct)  # noqa: E731
+    if sliced and cols.dtype == jnp.bfloat16:
+        # XLA CPU computes a block slice of a bfloat16 array as a slice of its float32
+        # conversion, which it then hoists out of the block loop: a float32 copy of the
+        # whole input. Slicing the raw bits instead widens one block at a time; the
+        # bit copy XLA still makes is half the size. 4096 x 4096: 0.28-0.32 -> 0.41-0.45
+        # of the bfloat16 x * c throughput, bit for bit the same result.
+        cols = jax.lax.bitcast_convert_type(cols, jnp.uint16)
+        widen = _bfloat16_bits_to_float32
 
     def theta(c: Array, t: Array, sh: Array) -> Array:
-        return _exclusive_theta(jnp.maximum(jnp.abs(c) - sh, 0.0), t, sliced)
+        return _exclusive_theta(jnp.maximum(jnp.abs(widen(c)) - sh, 0.0), t, sliced)
 
     n_blocks = 1
     if block_bytes is not None:
-        width = block_bytes // (cols.dtype.itemsize * max(members, 1))
+        width = block_bytes // (jnp.dtype(ct).itemsize * max(members, 1))
         width = max(_EXCLUSIVE_MIN_WIDTH, width)
         width = 1 << (width.bit_length() - 1)
         n_blocks = groups // width
@@ -801,6 +819,7 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Arra
             th = th.at[:, rest].set(theta(cols[:, rest], tau[:, rest], shift[:, rest]))
     # tau = 0 must leave x alone even where the group sum is inf (0 * inf is NaN).
     th = jnp.where(tau > 0, th, 0.0)
+    cols = widen(cols)
     kept = jnp.abs(cols) - shift - th
     out = _with_sign_of(jnp.where(kept < 0.0, 0.0, kept), cols)
     # |x| = inf: theta is inf too, which zeroes the rest of the group, the limit of the
@@ -883,8 +902,8 @@ def prox_exclusive(x: ArrayLike, step: ArrayLike, lam: ArrayLike, axis: int = -1
     structures via :math:`\ell_{1,2}`-norm", NeurIPS 2014; Yoon & Hwang, "Combined group and
     exclusive sparsity for deep neural networks", ICML 2017.
     """
-    xc, dt, _, tau, axis = _group_start(x, step, lam, axis)
-    return _exclusive(xc, tau, axis).astype(dt)
+    _, dt, _, tau, axis = _group_start(x, step, lam, axis)
+    return _exclusive(jnp.asarray(x), tau, axis).astype(dt)
 
 
 def prox_sparse_group_lasso(
@@ -922,10 +941,10 @@ def prox_l1_exclusive(
     with :math:`(1-\mu)\tau` (Ma & Niu, "Compact deep neural networks with
     :math:`\ell_{1,1}` and :math:`\ell_{1,2}` regularization", ICDM Workshops 2018).
     """
-    xc, dt, ct, tau, axis = _group_start(x, step, lam, axis)
+    _, dt, ct, tau, axis = _group_start(x, step, lam, axis)
     check_unit_interval(mu, "mu")
     m = _cast(mu, ct)
-    return _exclusive(xc, tau, axis, mu=m).astype(dt)
+    return _exclusive(jnp.asarray(x), tau, axis, mu=m).astype(dt)
 
 
 def prox_tl1_group(

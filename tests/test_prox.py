@@ -442,6 +442,30 @@ def test_exclusive_long_groups_match_sort_formula(tau, search, monkeypatch):
     np.testing.assert_allclose(z32.T, want, rtol=2e-5, atol=2e-6 * np.abs(x).max())
 
 
+@pytest.mark.parametrize("search", ["blocks", "whole"])
+def test_exclusive_bfloat16_is_the_float32_result_rounded(search, monkeypatch):
+    """bfloat16 input is searched in float32 (on CPU from its raw bits, block by block):
+    the result is the float32 prox of the same values, rounded once, bit for bit, with
+    NaN, infinities and signed zeros among the entries, over several blocks and a
+    remainder."""
+    if search == "whole":
+        monkeypatch.setattr(prox_module, "_EXCLUSIVE_BLOCK_BYTES", {})
+    rng = np.random.default_rng(16)
+    x = rng.standard_t(3, size=(4096, 203)).astype(np.float32)
+    x[3, 0], x[5, 1], x[7, 2], x[:, 3] = np.nan, np.inf, -np.inf, -0.0
+    xb = jnp.asarray(x, jnp.bfloat16)
+    for prox in (
+        lambda v: so.prox_exclusive(v, 1.0, 1e-3),
+        lambda v: so.prox_l1_exclusive(v, 1.0, 1e-3, 0.3),
+    ):
+        got = prox(xb)
+        assert got.dtype == jnp.bfloat16
+        want = prox(xb.astype(jnp.float32)).astype(jnp.bfloat16)
+        np.testing.assert_array_equal(
+            np.asarray(got).view(np.uint16), np.asarray(want).view(np.uint16)
+        )
+
+
 def test_exclusive_nan_poisons_only_its_group():
     x = np.random.default_rng(13).normal(size=(4096, 300)).astype(np.float32)
     x[5, 150] = np.nan
