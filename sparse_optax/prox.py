@@ -612,13 +612,30 @@ def prox_scad(x: ArrayLike, step: ArrayLike, lam: ArrayLike, a: ArrayLike = 3.7)
 # --------------------------------------------------------------------------- groups
 
 
-def _group_shrink(x: Array, tau: Array, axis: int) -> Array:
+def _widen_twice(x: Array, ct: jnp.dtype) -> tuple[Array, Array]:
+    """``x`` in the compute dtype ``ct`` twice: for the group reduction, and for the pass
+    that writes the output.
+
+    A conversion with two users is written to memory by XLA CPU, since the reduction (a
+    library call) cannot take it in, and the output pass then reads that full-size
+    float32 copy back. For bfloat16 the second conversion widens the raw bits instead,
+    which XLA cannot merge with the first, so each is fused into its own consumer:
+    4096 x 4096 group lasso went from 0.36-0.40 of the bfloat16 ``x * c`` throughput to
+    0.9-1.1. The values are the same; float16 keeps the shared conversion.
+    """
+    xc = x.astype(ct)
+    if x.dtype == jnp.bfloat16 and ct == jnp.float32:
+        return xc, _bfloat16_bits_to_float32(jax.lax.bitcast_convert_type(x, jnp.uint16))
+    return xc, xc
+
+
+def _group_factor(x: Array, tau: Array, axis: int) -> Array:
+    """Per group, the factor ``max(1 - tau / ||x_g||, 0)`` of the group shrinkage."""
     norm = jnp.sqrt(jnp.sum(x * x, axis=_other_axes(x.ndim, axis), keepdims=True))
     safe = jnp.where(norm > 0, norm, 1.0)
     factor = jnp.maximum(1.0 - tau / safe, 0.0)
     # A group whose squares underflow has norm 0: it is below any positive threshold.
-    factor = jnp.where((norm == 0) & (tau > 0), 0.0, factor)
-    return x * factor
+    return jnp.where((norm == 0) & (tau > 0), 0.0, factor)
 
 
 # On CPU, groups are processed in blocks of about this many bytes, so that the passes
@@ -830,11 +847,16 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Arra
 
 def _group_start(
     x: ArrayLike, step: ArrayLike, lam: ArrayLike, axis: int
-) -> tuple[Array, jnp.dtype, jnp.dtype, Array, int]:
-    xc, dt, ct = _start(x, step, lam)
-    axis = _norm_axis(xc, axis)
-    tau = _group_tau(_cast(step, ct) * _cast(lam, ct), xc, axis)
-    return xc, dt, ct, tau, axis
+) -> tuple[Array, jnp.dtype, Array, int]:
+    """Checks the arguments; returns ``x`` (as an array, in its own dtype), the compute
+    dtype, ``tau`` aligned with the groups and the normalised axis."""
+    x = check_float_array(x)
+    check_nonnegative(step, "step")
+    check_nonnegative(lam, "lam")
+    ct = _compute_dtype(x.dtype)
+    axis = _norm_axis(x, axis)
+    tau = _group_tau(_cast(step, ct) * _cast(lam, ct), x, axis)
+    return x, ct, tau, axis
 
 
 def prox_group_lasso(x: ArrayLike, step: ArrayLike, lam: ArrayLike, axis: int = -1) -> Array:
@@ -852,8 +874,9 @@ def prox_group_lasso(x: ArrayLike, step: ArrayLike, lam: ArrayLike, axis: int = 
     Reference: Yuan & Lin, "Model selection and estimation in regression with grouped
     variables", JRSS-B 68 (2006).
     """
-    xc, dt, _, tau, axis = _group_start(x, step, lam, axis)
-    return _group_shrink(xc, tau, axis).astype(dt)
+    x, ct, tau, axis = _group_start(x, step, lam, axis)
+    xr, xo = _widen_twice(x, ct)
+    return (xo * _group_factor(xr, tau, axis)).astype(x.dtype)
 
 
 def prox_group_l0(x: ArrayLike, step: ArrayLike, lam: ArrayLike, axis: int = -1) -> Array:
@@ -874,13 +897,14 @@ def prox_group_l0(x: ArrayLike, step: ArrayLike, lam: ArrayLike, axis: int = -1)
     through :math:`L_0` regularization", ICLR 2018) relax with stochastic gates to
     remove neurons; this is its exact proximal step.
     """
-    xc, dt, _, tau, axis = _group_start(x, step, lam, axis)
-    sq = jnp.sum(xc * xc, axis=_other_axes(xc.ndim, axis), keepdims=True)
+    x, ct, tau, axis = _group_start(x, step, lam, axis)
+    xr, xo = _widen_twice(x, ct)
+    sq = jnp.sum(xr * xr, axis=_other_axes(x.ndim, axis), keepdims=True)
     # Squares of a tiny group may underflow to 0, which is below any positive threshold
     # but must not zero the group at tau = 0 (the identity). A NaN fails the test and
     # leaves its group as it is.
     zero = (sq <= 2.0 * tau) & (tau > 0)
-    return jnp.where(zero, jnp.zeros_like(xc), xc).astype(dt)
+    return jnp.where(zero, jnp.zeros_like(xo), xo).astype(x.dtype)
 
 
 def prox_exclusive(x: ArrayLike, step: ArrayLike, lam: ArrayLike, axis: int = -1) -> Array:
@@ -902,8 +926,8 @@ def prox_exclusive(x: ArrayLike, step: ArrayLike, lam: ArrayLike, axis: int = -1
     structures via :math:`\ell_{1,2}`-norm", NeurIPS 2014; Yoon & Hwang, "Combined group and
     exclusive sparsity for deep neural networks", ICML 2017.
     """
-    _, dt, _, tau, axis = _group_start(x, step, lam, axis)
-    return _exclusive(jnp.asarray(x), tau, axis).astype(dt)
+    x, _, tau, axis = _group_start(x, step, lam, axis)
+    return _exclusive(x, tau, axis).astype(x.dtype)
 
 
 def prox_sparse_group_lasso(
@@ -920,10 +944,18 @@ def prox_sparse_group_lasso(
     shrinkage by :math:`(1-\alpha)\tau` (Simon, Friedman, Hastie & Tibshirani, "A
     sparse-group lasso", J. Comput. Graph. Statist. 22 (2013)).
     """
-    xc, dt, ct, tau, axis = _group_start(x, step, lam, axis)
+    x, ct, tau, axis = _group_start(x, step, lam, axis)
     check_unit_interval(alpha, "alpha")
     al = _cast(alpha, ct)
-    return _group_shrink(_soft(xc, al * tau), (1.0 - al) * tau, axis).astype(dt)
+    xr, xo = _widen_twice(x, ct)
+    # The norms of the soft-thresholded groups, from max(|x| - alpha tau, 0), which XLA
+    # CPU takes into its reduction (for _soft's clip it wrote x and the clip to memory
+    # first). The barrier gives the reduction its own alpha tau: a broadcast shared
+    # with the output pass's clip was written out as a full-size array. 4096 x 4096:
+    # 0.66 -> about 0.78 of x * c in float32, 0.47 -> about 0.9 in bfloat16.
+    shift = jax.lax.optimization_barrier(al * tau)
+    factor = _group_factor(jnp.maximum(jnp.abs(xr) - shift, 0.0), (1.0 - al) * tau, axis)
+    return (_soft(xo, al * tau) * factor).astype(x.dtype)
 
 
 def prox_l1_exclusive(
@@ -941,10 +973,10 @@ def prox_l1_exclusive(
     with :math:`(1-\mu)\tau` (Ma & Niu, "Compact deep neural networks with
     :math:`\ell_{1,1}` and :math:`\ell_{1,2}` regularization", ICDM Workshops 2018).
     """
-    _, dt, ct, tau, axis = _group_start(x, step, lam, axis)
+    x, ct, tau, axis = _group_start(x, step, lam, axis)
     check_unit_interval(mu, "mu")
     m = _cast(mu, ct)
-    return _exclusive(jnp.asarray(x), tau, axis, mu=m).astype(dt)
+    return _exclusive(x, tau, axis, mu=m).astype(x.dtype)
 
 
 def prox_tl1_group(
@@ -969,12 +1001,13 @@ def prox_tl1_group(
     recorded in the README (measured by ``tests/test_prox.py::test_tl1_group_gap``);
     it is exact when ``alpha`` is 0 or 1.
     """
-    xc, dt, ct, tau, axis = _group_start(x, step, lam, axis)
+    x, ct, tau, axis = _group_start(x, step, lam, axis)
     check_positive(a, "a")
     check_unit_interval(alpha, "alpha")
     al = _cast(alpha, ct)
-    shrunk = _group_shrink(xc, (1.0 - al) * tau, axis)
-    return _tl1(shrunk, al * tau, _cast(a, ct)).astype(dt)
+    xr, xo = _widen_twice(x, ct)
+    shrunk = xo * _group_factor(xr, (1.0 - al) * tau, axis)
+    return _tl1(shrunk, al * tau, _cast(a, ct)).astype(x.dtype)
 
 
 # --------------------------------------------------------------------------- penalties

@@ -466,6 +466,35 @@ def test_exclusive_bfloat16_is_the_float32_result_rounded(search, monkeypatch):
         )
 
 
+@pytest.mark.parametrize(
+    "prox",
+    [
+        lambda v: so.prox_group_lasso(v, 1.0, 3.0),
+        lambda v: so.prox_group_l0(v, 1.0, 30.0),
+        lambda v: so.prox_sparse_group_lasso(v, 1.0, 3.0, 0.4),
+        lambda v: so.prox_tl1_group(v, 1.0, 3.0, 1.0, 0.4),
+        lambda v: so.prox_sparse_group_lasso(v, 1.0, jnp.linspace(0.0, 6.0, 203), 0.4),
+    ],
+    ids=["group_lasso", "group_l0", "sparse_group_lasso", "tl1_group", "sparse_group_per_group"],
+)
+def test_group_bfloat16_is_the_float32_result_rounded(prox):
+    """bfloat16 input is widened twice (for the norms, and from its raw bits for the
+    output pass): the result is the float32 prox of the same values rounded once, bit
+    for bit, with NaN, infinities and signed zeros among the entries."""
+    rng = np.random.default_rng(17)
+    x = rng.standard_t(3, size=(300, 203)).astype(np.float32)
+    x[3, 0], x[5, 1], x[7, 2], x[:, 3] = np.nan, np.inf, -np.inf, -0.0
+    x[:, 4] = 1e-3 * x[:, 4]
+    xb = jnp.asarray(x, jnp.bfloat16)
+    got = prox(xb)
+    assert got.dtype == jnp.bfloat16
+    want = prox(xb.astype(jnp.float32)).astype(jnp.bfloat16)
+    np.testing.assert_array_equal(np.asarray(got).view(np.uint16), np.asarray(want).view(np.uint16))
+    # The case is not vacuous: some groups are zeroed and some are kept.
+    kept = np.any(np.asarray(got, np.float32) != 0.0, axis=0)
+    assert 0 < kept.sum() < kept.size
+
+
 def test_exclusive_nan_poisons_only_its_group():
     x = np.random.default_rng(13).normal(size=(4096, 300)).astype(np.float32)
     x[5, 150] = np.nan
