@@ -93,11 +93,16 @@ def _compute_dtype(dtype: jnp.dtype) -> jnp.dtype:
     return jnp.float64 if dtype == jnp.float64 else jnp.float32
 
 
-def _start(x: ArrayLike, step: ArrayLike, lam: ArrayLike) -> tuple[Array, Array, jnp.dtype]:
+def _checked(x: ArrayLike, step: ArrayLike, lam: ArrayLike) -> tuple[Array, jnp.dtype]:
+    """``x`` as an array in its own dtype, after the checks; and the compute dtype."""
     x = check_float_array(x)
     check_nonnegative(step, "step")
     check_nonnegative(lam, "lam")
-    ct = _compute_dtype(x.dtype)
+    return x, _compute_dtype(x.dtype)
+
+
+def _start(x: ArrayLike, step: ArrayLike, lam: ArrayLike) -> tuple[Array, Array, jnp.dtype]:
+    x, ct = _checked(x, step, lam)
     return x.astype(ct), x.dtype, ct
 
 
@@ -619,9 +624,10 @@ def _widen_twice(x: Array, ct: jnp.dtype) -> tuple[Array, Array]:
     A conversion with two users is written to memory by XLA CPU, since the reduction (a
     library call) cannot take it in, and the output pass then reads that full-size
     float32 copy back. For bfloat16 the second conversion widens the raw bits instead,
-    which XLA cannot merge with the first, so each is fused into its own consumer:
-    4096 x 4096 group lasso went from 0.36-0.40 of the bfloat16 ``x * c`` throughput to
-    0.9-1.1. The values are the same; float16 keeps the shared conversion.
+    which XLA cannot merge with the first, so each is fused into its own consumer. Over
+    4096 x 4096 bfloat16, the group lasso went from 0.45 to 0.86-0.92 of the ``x * c``
+    throughput and group l0 from 0.47 to 0.99-1.07. The values are the same; float16
+    keeps the shared conversion.
     """
     xc = x.astype(ct)
     if x.dtype == jnp.bfloat16 and ct == jnp.float32:
@@ -848,12 +854,9 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Arra
 def _group_start(
     x: ArrayLike, step: ArrayLike, lam: ArrayLike, axis: int
 ) -> tuple[Array, jnp.dtype, Array, int]:
-    """Checks the arguments; returns ``x`` (as an array, in its own dtype), the compute
-    dtype, ``tau`` aligned with the groups and the normalised axis."""
-    x = check_float_array(x)
-    check_nonnegative(step, "step")
-    check_nonnegative(lam, "lam")
-    ct = _compute_dtype(x.dtype)
+    """``x`` in its own dtype, the compute dtype, ``tau`` aligned with the groups and
+    the normalised axis."""
+    x, ct = _checked(x, step, lam)
     axis = _norm_axis(x, axis)
     tau = _group_tau(_cast(step, ct) * _cast(lam, ct), x, axis)
     return x, ct, tau, axis
@@ -948,13 +951,18 @@ def prox_sparse_group_lasso(
     check_unit_interval(alpha, "alpha")
     al = _cast(alpha, ct)
     xr, xo = _widen_twice(x, ct)
-    # The norms of the soft-thresholded groups, from max(|x| - alpha tau, 0), which XLA
-    # CPU takes into its reduction (for _soft's clip it wrote x and the clip to memory
-    # first). The barrier gives the reduction its own alpha tau: a broadcast shared
-    # with the output pass's clip was written out as a full-size array. 4096 x 4096:
-    # 0.66 -> about 0.78 of x * c in float32, 0.47 -> about 0.9 in bfloat16.
-    shift = jax.lax.optimization_barrier(al * tau)
-    factor = _group_factor(jnp.maximum(jnp.abs(xr) - shift, 0.0), (1.0 - al) * tau, axis)
+    if xr is xo:
+        factor = _group_factor(_soft(xr, al * tau), (1.0 - al) * tau, axis)
+    else:
+        # bfloat16: the norms from max(|x| - alpha tau, 0), which XLA CPU takes into its
+        # reduction; with _soft's clip it wrote the widened x and its clip to memory
+        # first. The barrier gives the reduction its own alpha tau: a broadcast shared
+        # with the output pass's clip was written out as a full-size array. 4096 x 4096:
+        # 0.47 -> 0.65-0.71 of x * c (0.27 with _soft, 0.40 without the barrier). In
+        # float32 this form was no faster alone and slower after an optimizer's update
+        # (10M parameters: 7.3x -> 9.3x a bare SGD step), so float32 keeps _soft.
+        shift = jax.lax.optimization_barrier(al * tau)
+        factor = _group_factor(jnp.maximum(jnp.abs(xr) - shift, 0.0), (1.0 - al) * tau, axis)
     return (_soft(xo, al * tau) * factor).astype(x.dtype)
 
 
