@@ -625,8 +625,8 @@ def _widen_twice(x: Array, ct: jnp.dtype) -> tuple[Array, Array]:
     library call) cannot take it in, and the output pass then reads that full-size
     float32 copy back. For bfloat16 the second conversion widens the raw bits instead,
     which XLA cannot merge with the first, so each is fused into its own consumer. Over
-    4096 x 4096 bfloat16, the group lasso went from 0.45 to 0.86-0.92 of the ``x * c``
-    throughput and group l0 from 0.47 to 0.99-1.07. The values are the same; float16
+    4096 x 4096 bfloat16, the group lasso went from 0.45 to 0.85-0.89 of the ``x * c``
+    throughput and group l0 from 0.47 to 0.87-0.97. The values are the same; float16
     keeps the shared conversion.
     """
     xc = x.astype(ct)
@@ -635,9 +635,13 @@ def _widen_twice(x: Array, ct: jnp.dtype) -> tuple[Array, Array]:
     return xc, xc
 
 
+def _group_norms(xc: Array, axis: int) -> Array:
+    return jnp.sqrt(jnp.sum(xc * xc, axis=_other_axes(xc.ndim, axis), keepdims=True))
+
+
 def _group_factor(x: Array, tau: Array, axis: int) -> Array:
     """Per group, the factor ``max(1 - tau / ||x_g||, 0)`` of the group shrinkage."""
-    norm = jnp.sqrt(jnp.sum(x * x, axis=_other_axes(x.ndim, axis), keepdims=True))
+    norm = _group_norms(x, axis)
     safe = jnp.where(norm > 0, norm, 1.0)
     factor = jnp.maximum(1.0 - tau / safe, 0.0)
     # A group whose squares underflow has norm 0: it is below any positive threshold.
@@ -958,7 +962,7 @@ def prox_sparse_group_lasso(
         # reduction; with _soft's clip it wrote the widened x and its clip to memory
         # first. The barrier gives the reduction its own alpha tau: a broadcast shared
         # with the output pass's clip was written out as a full-size array. 4096 x 4096:
-        # 0.47 -> 0.65-0.71 of x * c (0.27 with _soft, 0.40 without the barrier). In
+        # 0.47 -> 0.64-0.69 of x * c (0.27 with _soft, 0.40 without the barrier). In
         # float32 this form was no faster alone and slower after an optimizer's update
         # (10M parameters: 7.3x -> 9.3x a bare SGD step), so float32 keeps _soft.
         shift = jax.lax.optimization_barrier(al * tau)
@@ -1098,10 +1102,6 @@ def _group_pen_start(x: ArrayLike, lam: ArrayLike, axis: int) -> tuple[Array, Ar
     xc, lam_ = _pen_start(x, lam)
     axis = _norm_axis(xc, axis)
     return xc, _group_tau(lam_, xc, axis), axis
-
-
-def _group_norms(xc: Array, axis: int) -> Array:
-    return jnp.sqrt(jnp.sum(xc * xc, axis=_other_axes(xc.ndim, axis), keepdims=True))
 
 
 def penalty_group_lasso(x: ArrayLike, lam: ArrayLike, axis: int = -1) -> Array:
