@@ -802,6 +802,9 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Arra
     members, groups = cols.shape
     tau = jnp.moveaxis(tau, axis, -1).reshape(1, -1) if tau.ndim else tau.reshape(1, 1)
     tau = jnp.broadcast_to(tau, (1, groups))
+    # The plain exclusive prox skips the soft thresholding by mu tau = 0: XLA cannot drop
+    # the subtraction of a computed zero, and it would run on every element twice.
+    plain = isinstance(mu, float) and mu == 0.0
     shift, tau = mu * tau, (1.0 - mu) * tau
     # On CPU the search runs over blocks of `width` whole groups (a power of two, at
     # least _EXCLUSIVE_MIN_WIDTH), elsewhere over all groups at once; it keeps only
@@ -821,7 +824,8 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Arra
         widen = _bfloat16_bits_to_float32
 
     def theta(c: Array, t: Array, sh: Array) -> Array:
-        return _exclusive_theta(jnp.maximum(jnp.abs(widen(c)) - sh, 0.0), t, sliced)
+        a = jnp.abs(widen(c))
+        return _exclusive_theta(a if plain else jnp.maximum(a - sh, 0.0), t, sliced)
 
     n_blocks = 1
     if block_bytes is not None:
@@ -844,14 +848,20 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Arra
         if done < groups:
             rest = slice(done, None)
             th = th.at[:, rest].set(theta(cols[:, rest], tau[:, rest], shift[:, rest]))
-    # tau = 0 must leave x alone even where the group sum is inf (0 * inf is NaN).
-    th = jnp.where(tau > 0, th, 0.0)
+    # |x| = inf makes theta inf, which zeroes the rest of its group: the limit of the
+    # prox as that entry grows, while the entry itself keeps growing and stays inf.
+    # Clamping the shrinks to the largest finite value gives both, inf - big = inf and
+    # |x| - big <= 0 for finite |x|, without a per-element isinf test (a NaN theta
+    # stays NaN). tau = 0 must leave x alone even where the group sum is inf
+    # (0 * inf is NaN).
+    big = jnp.finfo(ct).max
+    th = jnp.where(tau > 0, jnp.minimum(th, big), 0.0)
     cols = widen(cols)
-    kept = jnp.abs(cols) - shift - th
+    kept = jnp.abs(cols)
+    if not plain:
+        kept = kept - jnp.minimum(shift, big)
+    kept = kept - th
     out = _with_sign_of(jnp.where(kept < 0.0, 0.0, kept), cols)
-    # |x| = inf: theta is inf too, which zeroes the rest of the group, the limit of the
-    # prox as that entry grows; the entry itself keeps growing, so it stays inf.
-    out = jnp.where(jnp.isinf(cols), cols, out)
     return jnp.moveaxis(out.reshape(moved.shape), -1, axis)
 
 

@@ -496,11 +496,20 @@ def test_group_bfloat16_is_the_float32_result_rounded(prox):
 
 
 def test_exclusive_nan_poisons_only_its_group():
+    """A NaN makes its whole group NaN, an infinite entry of that group included; the
+    other groups, one with an infinite entry among them, are unaffected."""
     x = np.random.default_rng(13).normal(size=(4096, 300)).astype(np.float32)
     x[5, 150] = np.nan
-    z = np.asarray(so.prox_exclusive(jnp.asarray(x), 1.0, 0.01))
-    assert np.all(np.isnan(z[:, 150]))
-    assert not np.any(np.isnan(np.delete(z, 150, axis=1)))
+    x[9, 150] = np.inf
+    x[7, 20] = -np.inf
+    for prox in (
+        lambda v: so.prox_exclusive(v, 1.0, 0.01),
+        lambda v: so.prox_l1_exclusive(v, 1.0, 0.01, 0.3),
+    ):
+        z = np.asarray(prox(jnp.asarray(x)))
+        assert np.all(np.isnan(z[:, 150]))
+        assert not np.any(np.isnan(np.delete(z, 150, axis=1)))
+        assert z[7, 20] == -np.inf and np.all(np.delete(z[:, 20], 7) == 0)
 
 
 @pytest.mark.parametrize("rows", [0, 1, 15, 16, 17, 100, 4097])
