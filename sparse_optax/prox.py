@@ -736,24 +736,26 @@ def _exclusive_newton(a: Array, tau: Array, th: Array, sliced: bool) -> Array:
     any start lands at or below the root; from there the iteration increases
     monotonically without passing the root, the support ``{a > theta}`` only shrinks,
     and once it stops changing theta is the exact root ``tau S_s / (1 + tau s)`` on the
-    final support: the sort-based formula of Kong et al. without the sort. That takes
-    at most ``members + 1`` passes, in practice a handful. Taking the maximum with the
-    previous theta keeps the iteration monotone under rounding, so it always stops.
-    A NaN counts as inside the support, so it makes its column's theta NaN, which
-    ends the search for that column.
+    final support: the sort-based formula of Kong et al. without the sort. Taking the
+    maximum with the previous theta keeps the iteration monotone under rounding. The
+    search stops when a step leaves every theta unchanged: a step from an unchanged
+    support repeats the previous one, so each further step has a smaller support, and
+    there are at most ``members + 1`` passes, in practice a handful. Testing theta
+    rather than the counts keeps the loop state to theta alone: on CPU, eight kernels
+    per step instead of nine (the LeNet-300-100 training step with the exclusive lasso:
+    1.22 -> 1.17x the step without it). A NaN counts as inside the support, so it makes its
+    column's theta NaN, which ends the search for that column.
     """
 
-    th, n = _exclusive_step(a, tau, th, sliced)
+    th = _exclusive_step(a, tau, th, sliced)[0]
 
     def body(state):
-        th, n_prev, _ = state
-        new, n = _exclusive_step(a, tau, th, sliced)
-        th = jnp.maximum(th, new)
-        # A NaN column is left out: its theta is NaN, and without the sliced sums so
-        # is its count, which never equals the previous one.
-        return th, n, jnp.any((n != n_prev) & ~jnp.isnan(th))
+        th, _ = state
+        new = jnp.maximum(th, _exclusive_step(a, tau, th, sliced)[0])
+        # NaN > th is False: a NaN column never holds the search up.
+        return new, jnp.any(new > th)
 
-    th, _, _ = jax.lax.while_loop(lambda st: st[2], body, (th, n, jnp.array(True)))
+    th, _ = jax.lax.while_loop(lambda st: st[1], body, (th, jnp.array(True)))
     return th
 
 
