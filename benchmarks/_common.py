@@ -78,6 +78,10 @@ def machine() -> dict:
         "caches": _caches(),
         "cpu_count": os.cpu_count(),
         "compiler_options": dict(COMPILER_OPTIONS),
+        # Flags such as --xla_cpu_enable_concurrency_optimized_scheduler=false change the
+        # step figures (see benchmarks/results/README.md); they only take effect from the
+        # environment, so that is where they are recorded from.
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
 
 
@@ -90,4 +94,5 @@ def describe(m: dict) -> str:
         f"cpu={m['processor']} (family/model {'/'.join(map(str, m['cpu_family_model']))})"
         f" x{m['cpu_count']} ({ext}; {caches})"
         f" compiler_options={m['compiler_options']}"
+        + (f" XLA_FLAGS={m['xla_flags']!r}" if m["xla_flags"] else "")
     )
