@@ -711,9 +711,9 @@ def _tree_sum(terms: list[Array]) -> Array:
     return terms[0]
 
 
-def _exclusive_step(a: Array, tau: Array, th: Array, sliced: bool) -> tuple[Array, Array]:
-    """One Newton step of the exclusive threshold search (see :func:`_exclusive_newton`),
-    and the support count at ``th``; ``sliced`` sums as :func:`_sliced_column_sums`."""
+def _exclusive_step(a: Array, tau: Array, th: Array, sliced: bool) -> Array:
+    """One Newton step of the exclusive threshold search from ``th`` (see
+    :func:`_exclusive_newton`); ``sliced`` sums as :func:`_sliced_column_sums`."""
     if sliced:
         s, n = _sliced_column_sums(a, th)
     else:
@@ -722,7 +722,7 @@ def _exclusive_step(a: Array, tau: Array, th: Array, sliced: bool) -> tuple[Arra
         kept = jnp.where(a <= th, 0.0, a)
         s = jnp.sum(kept, axis=0, keepdims=True)
         n = jnp.sum(jnp.sign(kept), axis=0, keepdims=True)
-    return tau * s / (1.0 + tau * n), n
+    return tau * s / (1.0 + tau * n)
 
 
 def _exclusive_newton(a: Array, tau: Array, th: Array, sliced: bool) -> Array:
@@ -748,11 +748,11 @@ def _exclusive_newton(a: Array, tau: Array, th: Array, sliced: bool) -> Array:
     the search for that column.
     """
 
-    th = _exclusive_step(a, tau, th, sliced)[0]
+    th = _exclusive_step(a, tau, th, sliced)
 
     def body(state):
         th, _ = state
-        new = jnp.maximum(th, _exclusive_step(a, tau, th, sliced)[0])
+        new = jnp.maximum(th, _exclusive_step(a, tau, th, sliced))
         # NaN > th is False: a NaN column never holds the search up.
         return new, jnp.any(new > th)
 
@@ -779,7 +779,7 @@ def _exclusive_theta(a: Array, tau: Array, sliced: bool) -> Array:
         sample = a[:: members // _EXCLUSIVE_SAMPLE_ROWS]
         t_sample = tau * (members / sample.shape[0])
         for _ in range(_EXCLUSIVE_SAMPLE_STEPS):
-            th = jnp.maximum(th, _exclusive_step(sample, t_sample, th, sliced)[0])
+            th = jnp.maximum(th, _exclusive_step(sample, t_sample, th, sliced))
     return _exclusive_newton(a, tau, th, sliced)
 
 
@@ -789,11 +789,11 @@ def _bfloat16_bits_to_float32(bits: Array) -> Array:
     return jax.lax.bitcast_convert_type(wide, jnp.float32)
 
 
-def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Array:
+def _exclusive(x: Array, tau: Array, axis: int, mu: Array | None = None) -> Array:
     """Soft thresholding by ``mu tau``, then the exclusive prox with ``(1 - mu) tau``.
 
     Both are shrinkages of ``|x|`` (by ``mu tau``, then by theta), so they are applied
-    together in one final pass over ``x``; ``mu = 0`` is the plain exclusive prox.
+    together in one final pass over ``x``; ``mu=None`` is the plain exclusive prox.
     ``x`` is in its own dtype; the search and the output are computed in float32
     (float64 for float64 input), and the result is returned in that compute dtype.
     """
@@ -805,10 +805,10 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | float = 0.0) -> Arra
     members, groups = cols.shape
     tau = jnp.moveaxis(tau, axis, -1).reshape(1, -1) if tau.ndim else tau.reshape(1, 1)
     tau = jnp.broadcast_to(tau, (1, groups))
-    # The plain exclusive prox skips the soft thresholding by mu tau = 0: XLA cannot drop
+    # The plain exclusive prox skips the soft thresholding altogether: XLA cannot drop
     # the subtraction of a computed zero, and it would run on every element twice.
-    plain = isinstance(mu, float) and mu == 0.0
-    shift, tau = mu * tau, (1.0 - mu) * tau
+    plain = mu is None
+    shift, tau = (jnp.zeros_like(tau), tau) if plain else (mu * tau, (1.0 - mu) * tau)
     # On CPU the search runs over blocks of `width` whole groups (a power of two, at
     # least _EXCLUSIVE_MIN_WIDTH), elsewhere over all groups at once; it keeps only
     # the thresholds, and the output is then written in one fused pass, so no full-size
