@@ -60,6 +60,9 @@ def _caches() -> dict[str, str]:
     return out
 
 
+_MALLOC_ENV = ("GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+
+
 def machine() -> dict:
     """The host and the accelerator, for the results files."""
     info = _cpuinfo()
@@ -82,6 +85,9 @@ def machine() -> dict:
         # step figures (see benchmarks/results/README.md); they only take effect from the
         # environment, so that is where they are recorded from.
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        # glibc's allocator settings decide whether XLA's large buffers are page-faulted
+        # afresh at every call, which moves the allocating and step figures as much.
+        "malloc_env": {k: v for k, v in sorted(os.environ.items()) if k in _MALLOC_ENV},
     }
 
 
@@ -95,4 +101,5 @@ def describe(m: dict) -> str:
         f" x{m['cpu_count']} ({ext}; {caches})"
         f" compiler_options={m['compiler_options']}"
         + (f" XLA_FLAGS={m['xla_flags']!r}" if m["xla_flags"] else "")
+        + "".join(f" {k}={v!r}" for k, v in m["malloc_env"].items())
     )
