@@ -753,42 +753,38 @@ def _exclusive_newton(a: Array, tau: Array, th: Array, sliced: bool) -> Array:
     per step instead of nine (the LeNet-300-100 training step with the exclusive lasso
     measured 1.17-1.22x the step without it either way; one run had suggested a gain).
     A NaN counts as inside the support, so it makes its column's theta NaN, which ends
-    the search for that column.
+    the search for that column. The first step, from ``th``, runs inside the loop too:
+    with ``a`` used by the loop alone, XLA CPU writes it (a block's magnitudes) to
+    memory once, instead of also recomputing it from the input for a first step outside
+    the loop, which made that step three times slower.
     """
 
-    th = _exclusive_step(a, tau, th, sliced)
-
     def body(state):
-        th, _ = state
-        new = jnp.maximum(th, _exclusive_step(a, tau, th, sliced))
+        th, _, first = state
+        new = _exclusive_step(a, tau, th, sliced)
+        # The first step may go down (from a start above the root), the others not.
+        new = jnp.where(first, new, jnp.maximum(th, new))
         # NaN > th is False: a NaN column never holds the search up.
-        return new, jnp.any(new > th)
+        return new, first | jnp.any(new > th), jnp.array(False)
 
-    th, _ = jax.lax.while_loop(lambda st: st[1], body, (th, jnp.array(True)))
+    th, _, _ = jax.lax.while_loop(lambda st: st[1], body, (th, jnp.array(True), jnp.array(True)))
     return th
 
 
-def _exclusive_theta(a: Array, tau: Array, sliced: bool) -> Array:
-    """Exclusive threshold of each column of ``a`` (magnitudes, ``(members, groups)``).
+def _exclusive_start(sample: Array, tau: Array, members: int, sliced: bool) -> Array:
+    """A start for the exclusive threshold search of each column, from a strided
+    ``sample`` of its rows (magnitudes, ``(rows, groups)``, from columns of ``members``).
 
-    Long groups start the full search from a strided sample of about 64 rows: a few
-    Newton steps on it, with ``tau`` scaled by ``members / sample`` so that the
-    sample's sum stands for the column's, land near the column's threshold. On
-    Gaussian columns of 4096 that takes the full passes from 7 to 5. The sample is
-    small and its steps are not iterated to convergence because each step costs kernel
-    launches whatever its size; over 4096 x 4096 on CPU, three steps on 64 rows gave
-    0.51 of the ``x * c`` throughput, against 0.44 with 256 rows and 0.50 with one
-    step. The start only affects the number of passes: from any start, the search ends
-    at the exact root.
+    A few Newton steps on the sample, with ``tau`` scaled by ``members / rows`` so that
+    the sample's sum stands for the column's, land near the column's threshold. On
+    Gaussian columns of 4096 that takes the full passes from 7 to 5. The start only
+    affects the number of passes: from any start, the search ends at the exact root.
     """
-    members = a.shape[0]
+    t_sample = tau * (members / sample.shape[0])
     th = jnp.zeros_like(tau)
-    if members >= _EXCLUSIVE_SAMPLE_MIN:
-        sample = a[:: members // _EXCLUSIVE_SAMPLE_ROWS]
-        t_sample = tau * (members / sample.shape[0])
-        for _ in range(_EXCLUSIVE_SAMPLE_STEPS):
-            th = jnp.maximum(th, _exclusive_step(sample, t_sample, th, sliced))
-    return _exclusive_newton(a, tau, th, sliced)
+    for _ in range(_EXCLUSIVE_SAMPLE_STEPS):
+        th = jnp.maximum(th, _exclusive_step(sample, t_sample, th, sliced))
+    return th
 
 
 def _bfloat16_bits_to_float32(bits: Array) -> Array:
@@ -834,9 +830,21 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | None = None) -> Arra
         cols = jax.lax.bitcast_convert_type(cols, jnp.uint16)
         widen = _bfloat16_bits_to_float32
 
-    def theta(c: Array, t: Array, sh: Array) -> Array:
+    def magnitudes(c: Array, sh: Array) -> Array:
         a = jnp.abs(widen(c))
-        return _exclusive_theta(a if plain else jnp.maximum(a - sh, 0.0), t, sliced)
+        return a if plain else jnp.maximum(a - sh, 0.0)
+
+    # Long groups start the search from a strided sample of about
+    # _EXCLUSIVE_SAMPLE_ROWS rows, taken for all groups at once: per block, each of its
+    # small steps would cost kernel launches.
+    if members >= _EXCLUSIVE_SAMPLE_MIN:
+        rows = cols[:: members // _EXCLUSIVE_SAMPLE_ROWS]
+        start = _exclusive_start(magnitudes(rows, shift), tau, members, sliced)
+    else:
+        start = jnp.zeros_like(tau)
+
+    def theta(c: Array, t: Array, sh: Array, th0: Array) -> Array:
+        return _exclusive_newton(magnitudes(c, sh), t, th0, sliced)
 
     n_blocks = 1
     if block_bytes is not None:
@@ -845,20 +853,22 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | None = None) -> Arra
         width = 1 << (width.bit_length() - 1)
         n_blocks = groups // width
     if n_blocks <= 1:
-        th = theta(cols, tau, shift)
+        th = theta(cols, tau, shift, start)
     else:
 
         def block(i, th):
             sl = lambda v: jax.lax.dynamic_slice_in_dim(v, i * width, width, axis=1)  # noqa: E731
             return jax.lax.dynamic_update_slice_in_dim(
-                th, theta(sl(cols), sl(tau), sl(shift)), i * width, 1
+                th, theta(sl(cols), sl(tau), sl(shift), sl(start)), i * width, 1
             )
 
         th = jax.lax.fori_loop(0, n_blocks, block, jnp.zeros_like(tau))
         done = n_blocks * width
         if done < groups:
             rest = slice(done, None)
-            th = th.at[:, rest].set(theta(cols[:, rest], tau[:, rest], shift[:, rest]))
+            th = th.at[:, rest].set(
+                theta(cols[:, rest], tau[:, rest], shift[:, rest], start[:, rest])
+            )
     # |x| = inf makes theta inf, which zeroes the rest of its group: the limit of the
     # prox as that entry grows, while the entry itself keeps growing and stays inf.
     # Clamping the shrinks to the largest finite value gives both, inf - big = inf and
