@@ -669,7 +669,7 @@ _EXCLUSIVE_BLOCK_BYTES = {"cpu": 1 << 20}
 _EXCLUSIVE_MIN_WIDTH = 64
 # Groups with at least _EXCLUSIVE_SAMPLE_MIN members start the search from
 # _EXCLUSIVE_SAMPLE_STEPS Newton steps on a strided sample of about
-# _EXCLUSIVE_SAMPLE_ROWS rows (see _exclusive_theta). Below 2048 members the passes
+# _EXCLUSIVE_SAMPLE_ROWS rows (see _exclusive_start). Below 2048 members the passes
 # the sample saves cost less than its own kernel launches: on CPU, 784 x 300 (a
 # LeNet-300 kernel) took 370-440 us without it against 540-550 with it, and groups
 # of 784 or 1024 members were no faster with it at any width; from 2048 members it
@@ -958,7 +958,7 @@ def prox_exclusive(x: ArrayLike, step: ArrayLike, lam: ArrayLike, axis: int = -1
     :math:`\theta = \tau S_s/(1+\tau s)` and :math:`z = \operatorname{sign}(x)\max(|x|-\theta, 0)`.
     The support and :math:`\theta` are found without sorting, by Newton's method on
     :math:`\theta = \tau\sum_i\max(|x_i|-\theta, 0)`, which reaches the exact support
-    in a few vectorised passes per group (see ``_exclusive_theta``).
+    in a few vectorised passes per group (see ``_exclusive_newton``).
     The penalty makes weights within a group compete, evening them out across groups.
     References: Kong, Fujimaki, Liu, Nie & Ding, "Exclusive feature learning on arbitrary
     structures via :math:`\ell_{1,2}`-norm", NeurIPS 2014; Yoon & Hwang, "Combined group and
