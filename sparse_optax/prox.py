@@ -556,7 +556,8 @@ def prox_mcp(x: ArrayLike, step: ArrayLike, lam: ArrayLike, gamma: ArrayLike = 3
     # step < gamma: the inner piece is convex and the prox is firm thresholding.
     den = jnp.where(s < g, 1.0 - s / g, 1.0)
     # NaN fails the test and is returned as |x|, so the clips inside can be selects,
-    # without jnp.maximum/minimum's NaN handling (two vector instructions each).
+    # without the NaN handling of jnp.maximum/minimum (with traced hyperparameters, a
+    # compare and a masked move each).
     inner = ax - s * lam_
     inner = jnp.where(inner > 0.0, inner, 0.0) / den
     firm = jnp.where(ax <= gl, jnp.where(inner < gl, inner, gl), ax)
