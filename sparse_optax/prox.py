@@ -833,7 +833,11 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | None = None) -> Arra
 
     def magnitudes(c: Array, sh: Array) -> Array:
         a = jnp.abs(widen(c))
-        return a if plain else jnp.maximum(a - sh, 0.0)
+        if plain:
+            return a
+        # max(a - sh, 0) that keeps NaN, without jnp.maximum's NaN handling.
+        d = a - sh
+        return jnp.where(d <= 0.0, 0.0, d)
 
     # Long groups start the search from a strided sample of about
     # _EXCLUSIVE_SAMPLE_ROWS rows, taken for all groups at once: per block, each of its
@@ -878,11 +882,11 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | None = None) -> Arra
     # (0 * inf is NaN).
     big = jnp.finfo(ct).max
     th = jnp.where(tau > 0, jnp.minimum(th, big), 0.0)
-    cols = widen(cols)
-    kept = jnp.abs(cols)
     if not plain:
-        kept = kept - jnp.minimum(shift, big)
-    kept = kept - th
+        # Both shrinks in one per-group value, so that each element pays one subtraction.
+        th = jnp.minimum(th + jnp.minimum(shift, big), big)
+    cols = widen(cols)
+    kept = jnp.abs(cols) - th
     out = _with_sign_of(jnp.where(kept < 0.0, 0.0, kept), cols)
     return jnp.moveaxis(out.reshape(moved.shape), -1, axis)
 
