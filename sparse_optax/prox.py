@@ -835,9 +835,10 @@ def _exclusive(x: Array, tau: Array, axis: int, mu: Array | None = None) -> Arra
         a = jnp.abs(widen(c))
         if plain:
             return a
-        # max(a - sh, 0) that keeps NaN, without jnp.maximum's NaN handling.
+        # max(a - sh, 0) that keeps NaN, the same select as the output pass below,
+        # without jnp.maximum's NaN handling.
         d = a - sh
-        return jnp.where(d <= 0.0, 0.0, d)
+        return jnp.where(d < 0.0, 0.0, d)
 
     # Long groups start the search from a strided sample of about
     # _EXCLUSIVE_SAMPLE_ROWS rows, taken for all groups at once: per block, each of its
