@@ -17,9 +17,10 @@ per-round median times (robust to other processes sharing the cores). Writes
     python benchmarks/bench_step.py --vector-width 512   # 512-bit vectors on CPU
     python benchmarks/bench_step.py --kernels 1   # (a) on one (10000, 1000) kernel
 
-``--kernels`` separates the transforms' arithmetic from how XLA:CPU runs a program of
-several large kernels: on a 2-core machine the ten-kernel program of a root-finding
-transform ran 2.0-2.2x slower than the same work as one kernel (see the results README).
+``--kernels 1`` holds the weights in one 40 MB kernel, which glibc always maps on its
+own, where ten 4 MB kernels mostly come from its heap; on one 2-core machine the
+root-finding transforms ran up to twice as fast on mapped buffers (``bench_placement.py``
+measures that directly; see the results README).
 
 ``--vector-width`` compiles both programs of every pair with XLA's
 ``xla_cpu_prefer_vector_width`` option and writes ``step_<backend>_vw<bits>.json``.
