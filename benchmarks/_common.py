@@ -8,6 +8,7 @@ records the processor model, its vector extensions and its cache sizes.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 from pathlib import Path
@@ -103,3 +104,12 @@ def describe(m: dict) -> str:
         + (f" XLA_FLAGS={m['xla_flags']!r}" if m["xla_flags"] else "")
         + "".join(f" {k}={v!r}" for k, v in m["malloc_env"].items())
     )
+
+
+def write_results(result: dict, name: str, out: str | None) -> Path:
+    """Writes ``result`` to ``out``, or to ``results/<name>.json`` beside the scripts."""
+    path = Path(out) if out else Path(__file__).parent / "results" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    print(f"wrote {path}")
+    return path

@@ -21,29 +21,25 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _common import COMPILER_OPTIONS, add_vector_width_arg, apply_vector_width, describe, machine
-from bench_step import LR, TRANSFORMS
+from _common import (
+    COMPILER_OPTIONS,
+    add_vector_width_arg,
+    apply_vector_width,
+    describe,
+    machine,
+    write_results,
+)
+from bench_step import GROUP, LR, TRANSFORMS
 
-ELEMENTWISE = [
-    "sgd",
-    "soft_threshold",
-    "hard_threshold",
-    "half_threshold",
-    "two_thirds_threshold",
-    "transformed_l1",
-    "capped_l1",
-    "mcp",
-    "scad",
-]
+# The default: plain SGD and every elementwise transform of bench_step.
+ELEMENTWISE = ["sgd", *(name for name in TRANSFORMS if name not in GROUP)]
 _M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 _HEAP, _MAPPED = 32 << 20, 64 << 10  # the largest threshold glibc accepts, and a small one
 
@@ -142,11 +138,7 @@ def main() -> None:
         "rounds": args.rounds,
         "rows": rows,
     }
-    default_out = Path(__file__).parent / "results" / f"placement_{host['backend']}{tag}.json"
-    out = Path(args.out) if args.out else default_out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}")
+    write_results(result, f"placement_{host['backend']}{tag}", args.out)
 
 
 if __name__ == "__main__":

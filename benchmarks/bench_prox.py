@@ -36,15 +36,20 @@ on CPUs with AVX-512); the results go to ``prox_<backend>_vw512.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import COMPILER_OPTIONS, add_vector_width_arg, apply_vector_width, describe, machine
+from _common import (
+    COMPILER_OPTIONS,
+    add_vector_width_arg,
+    apply_vector_width,
+    describe,
+    machine,
+    write_results,
+)
 
 import sparse_optax as so
 
@@ -316,11 +321,7 @@ def main() -> None:
         ),
         "rows": rows,
     }
-    default_out = Path(__file__).parent / "results" / f"prox_{backend}{tag}.json"
-    out = Path(args.out) if args.out else default_out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}")
+    write_results(result, f"prox_{backend}{tag}", args.out)
 
 
 if __name__ == "__main__":

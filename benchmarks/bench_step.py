@@ -29,16 +29,21 @@ measures that directly; see the results README).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from _common import COMPILER_OPTIONS, add_vector_width_arg, apply_vector_width, describe, machine
+from _common import (
+    COMPILER_OPTIONS,
+    add_vector_width_arg,
+    apply_vector_width,
+    describe,
+    machine,
+    write_results,
+)
 
 import sparse_optax as so
 from sparse_optax.models import LeNet300100Linen
@@ -252,11 +257,7 @@ def main() -> None:
         "train_step": {"model": "LeNet-300-100", "batch": 256, "rows": train_rows},
         "group_transforms": sorted(GROUP),
     }
-    default_out = Path(__file__).parent / "results" / f"step_{host['backend']}{tag}.json"
-    out = Path(args.out) if args.out else default_out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}")
+    write_results(result, f"step_{host['backend']}{tag}", args.out)
 
 
 if __name__ == "__main__":
