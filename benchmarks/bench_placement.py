@@ -10,7 +10,7 @@ that every kernel is mapped on its own. Both are donated, so each step writes ba
 the buffers it read. The rounds alternate the two placements. On the model-167 Xeon of
 the results README the root-finding transforms ran up to twice as fast on mapped
 buffers, with the same machine code and no page faults in either; memory-bound steps
-such as plain SGD did not move. glibc only (Linux); writes
+such as plain SGD moved little. glibc only (Linux); writes
 ``benchmarks/results/placement_<backend>.json``.
 
     python benchmarks/bench_placement.py
