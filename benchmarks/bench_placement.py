@@ -36,38 +36,18 @@ from _common import (
     machine,
     write_results,
 )
-from bench_step import GROUP, LR, TRANSFORMS
+from bench_step import GROUP, LR, TRANSFORMS, update_step, update_weights
 
 # The default: plain SGD and every elementwise transform of bench_step.
 ELEMENTWISE = ["sgd", *(name for name in TRANSFORMS if name not in GROUP)]
 _M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-_HEAP, _MAPPED = 32 << 20, 64 << 10  # the largest threshold glibc accepts, and a small one
+# glibc's mmap threshold per placement: the largest it accepts, and a small one.
+THRESHOLDS = {"heap": 32 << 20, "mapped": 64 << 10}
 
 
 def _set_mmap_threshold(libc: ctypes.CDLL, nbytes: int) -> None:
     if libc.mallopt(_M_MMAP_THRESHOLD, nbytes) != 1:
         raise RuntimeError(f"mallopt(M_MMAP_THRESHOLD, {nbytes}) failed")
-
-
-def _weights(seed: int) -> tuple[dict, dict]:
-    rng = np.random.default_rng(seed)
-    params = {
-        f"dense_{i}": {
-            "kernel": jnp.asarray(rng.normal(size=(1000, 1000)) * 0.03, jnp.float32),
-            "bias": jnp.zeros((1000,), jnp.float32),
-        }
-        for i in range(10)
-    }
-    grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape) * 0.01, p.dtype), params)
-    return params, grads
-
-
-def _step(tx: optax.GradientTransformation):
-    def step(params, state, grads):
-        updates, state = tx.update(grads, state, params)
-        return optax.apply_updates(params, updates), state
-
-    return jax.jit(step, donate_argnums=(0, 1), compiler_options=COMPILER_OPTIONS or None)
 
 
 def main() -> None:
@@ -94,9 +74,9 @@ def main() -> None:
 
     # Both copies hold the same values; only where their buffers live differs.
     placements = {}
-    for where, threshold in (("heap", _HEAP), ("mapped", _MAPPED)):
+    for where, threshold in THRESHOLDS.items():
         _set_mmap_threshold(libc, threshold)
-        placements[where] = _weights(0)
+        placements[where] = update_weights()
     print(
         "update only, 10.0M parameters in 10 kernels, ms per step "
         "(weights on glibc's heap / in their own mappings)"
@@ -104,19 +84,21 @@ def main() -> None:
     rows = []
     for name in names:
         tx = optax.sgd(LR) if name == "sgd" else optax.chain(optax.sgd(LR), TRANSFORMS[name]())
-        step = _step(tx)
+        step = jax.jit(
+            update_step(tx), donate_argnums=(0, 1), compiler_options=COMPILER_OPTIONS or None
+        )
         carry = {}
         for where, (params, grads) in placements.items():
             # Copies made under the placement's own threshold, consumed by the donation.
-            _set_mmap_threshold(libc, _HEAP if where == "heap" else _MAPPED)
+            _set_mmap_threshold(libc, THRESHOLDS[where])
             p = jax.tree.map(jnp.copy, params)
             carry[where] = [p, tx.init(p)]
             for _ in range(2):  # compile, warm up
                 carry[where] = list(step(*carry[where], grads))
             jax.block_until_ready(carry[where])
-        times = {"heap": [], "mapped": []}
+        times = {where: [] for where in THRESHOLDS}
         for _ in range(args.rounds):
-            for where in ("heap", "mapped"):
+            for where in THRESHOLDS:
                 grads = placements[where][1]
                 ts = []
                 for _ in range(args.repeats):

@@ -116,7 +116,8 @@ def _kernel_shape(kernels: int) -> tuple[int, int]:
     return (10_000 // kernels, 1000)
 
 
-def bench_update(names, repeats: int, rounds: int, kernels: int = 10) -> list[dict]:
+def update_weights(kernels: int = 10) -> tuple[dict, dict]:
+    """The weights and gradients of (a): ``kernels`` Dense kernels, each with a bias."""
     rng = np.random.default_rng(0)
     shape = _kernel_shape(kernels)
     params = {
@@ -127,14 +128,22 @@ def bench_update(names, repeats: int, rounds: int, kernels: int = 10) -> list[di
         for i in range(kernels)
     }
     grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape) * 0.01, p.dtype), params)
+    return params, grads
+
+
+def update_step(tx: optax.GradientTransformation) -> Callable:
+    """The step of (a), not jitted: ``tx.update`` and ``optax.apply_updates``."""
+
+    def step(params, state, grads):
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    return step
+
+
+def bench_update(names, repeats: int, rounds: int, kernels: int = 10) -> list[dict]:
+    params, grads = update_weights(kernels)
     n_params = sum(p.size for p in jax.tree.leaves(params))
-
-    def make_step(tx):
-        def step(params, state, grads):
-            updates, state = tx.update(grads, state, params)
-            return optax.apply_updates(params, updates), state
-
-        return step
 
     def init(tx):
         p = jax.tree.map(jnp.copy, params)
@@ -146,8 +155,8 @@ def bench_update(names, repeats: int, rounds: int, kernels: int = 10) -> list[di
     print("    (writes: kernel-sized arrays written per kernel; 1 = update fused into the prox)")
     for name in names:
         tx_x = TRANSFORMS[name]()
-        ratio, t0, t1 = _compare(make_step, init, (grads,), tx_x, repeats, rounds)
-        writes = _kernel_writes(optax.chain(optax.sgd(LR), tx_x), make_step, init, grads)
+        ratio, t0, t1 = _compare(update_step, init, (grads,), tx_x, repeats, rounds)
+        writes = _kernel_writes(optax.chain(optax.sgd(LR), tx_x), update_step, init, grads)
         rows.append(
             {
                 "transform": name,
