@@ -9,7 +9,12 @@ and reports GB/s counting the bytes read and written, and the ratio to a plain
 * default: each call allocates its output, as a plain jitted call does; on CPU the
   page faults of a fresh 64 MB output are part of both timings;
 * in place (``--in-place``, on by default): the input is donated and overwritten, as
-  in an optimizer step; this is the stricter measure of compute overhead.
+  in an optimizer step;
+* out of place (``--out-of-place``, on by default): the output goes to a separate
+  buffer that was already written once (a donated spare), so neither page faults nor
+  the read-modify-write of the in-place setting are part of the timing; on CPU this is
+  closest to the operator's arithmetic plus the traffic of reading one array and
+  writing another.
 
 A last column gives the arithmetic alone, in nanoseconds per element of a small array
 that stays in cache: where it exceeds what the memory traffic of ``x * c`` costs per
@@ -87,20 +92,34 @@ def _jit(fn: Callable, **kwargs) -> Callable:
     return jax.jit(fn, compiler_options=COMPILER_OPTIONS or None, **kwargs)
 
 
-def _timer(fn: Callable, x, donate: bool, calls: int) -> Callable[[], float]:
-    """Time per call of ``calls`` back-to-back calls of the jitted ``fn`` on ``x``,
-    compiled and warmed up.
+# Where a timed call writes its output (see the module docstring).
+ALLOCATE, IN_PLACE, OUT_OF_PLACE = "allocate", "in place", "out of place"
 
-    With ``donate`` the input buffer is donated, so the output is written in place as
-    in an optimizer step; the fresh copies it consumes are made outside the timing.
+
+def _timer(fn: Callable, x, mode: str, calls: int) -> Callable[[], float]:
+    """Time per call of ``calls`` back-to-back calls of the jitted ``fn`` on ``x``,
+    compiled and warmed up, writing its output as ``mode`` says.
+
+    IN_PLACE donates a fresh copy of ``x`` to each call; OUT_OF_PLACE passes ``x`` and
+    donates a fresh spare array of the same shape, unused by ``fn``, whose buffer
+    then holds the output. The copies are made outside the timing.
     """
-    jf = _jit(fn, donate_argnums=(0,) if donate else ())
+    if mode == OUT_OF_PLACE:
+        # keep_unused: jit would otherwise drop the spare, and its donation with it.
+        jf = _jit(lambda v, spare: fn(v), donate_argnums=(1,), keep_unused=True)
+        make = lambda: (x, jnp.copy(x))  # noqa: E731
+    elif mode == IN_PLACE:
+        jf = _jit(fn, donate_argnums=(0,))
+        make = lambda: (jnp.copy(x),)  # noqa: E731
+    else:
+        jf = _jit(fn)
+        make = lambda: (x,)  # noqa: E731
 
     def once() -> float:
-        args = [jnp.copy(x) if donate else x for _ in range(calls)]
+        args = [make() for _ in range(calls)]
         jax.block_until_ready(args)
         t0 = time.perf_counter()
-        jax.block_until_ready([jf(a) for a in args])
+        jax.block_until_ready([jf(*a) for a in args])
         return (time.perf_counter() - t0) / calls
 
     once()
@@ -108,15 +127,13 @@ def _timer(fn: Callable, x, donate: bool, calls: int) -> Callable[[], float]:
     return once
 
 
-def _time_vs_ref(
-    fn: Callable, ref: Callable, x, repeats: int, rounds: int, donate: bool, calls: int
-):
+def _time_vs_ref(fn: Callable, ref: Callable, x, repeats: int, rounds: int, mode: str, calls: int):
     """Median time of ``fn`` and of ``ref``, and the median over rounds of their ratio.
 
     Each round times ``ref``, ``fn``, ``ref`` (median of ``repeats`` calls each), so
     that load from other processes affects both sides of every ratio alike.
     """
-    t_fn, t_ref = _timer(fn, x, donate, calls), _timer(ref, x, donate, calls)
+    t_fn, t_ref = _timer(fn, x, mode, calls), _timer(ref, x, mode, calls)
     ratios, fs, rs = [], [], []
     for _ in range(rounds):
         r0 = np.median([t_ref() for _ in range(repeats)])
@@ -203,6 +220,12 @@ def main() -> None:
         default=True,
         help="also time with the input donated (output written in place)",
     )
+    ap.add_argument(
+        "--out-of-place",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time with the output written to a separate, already-written buffer",
+    )
     ap.add_argument("--dtypes", default="float32,bfloat16")
     ap.add_argument("--quick", action="store_true", help="1M elements, 5 repeats")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/)")
@@ -239,6 +262,8 @@ def main() -> None:
     header = f"{'operator':28s} {'dtype':9s} {'ms':>8s} {'GB/s':>8s} {'vs x*c':>7s}"
     if args.in_place:
         header += f" {'ms (i-p)':>8s} {'GB/s':>8s} {'vs x*c':>7s}"
+    if args.out_of_place:
+        header += f" {'ms (o-o-p)':>10s} {'GB/s':>8s} {'vs x*c':>7s}"
     if peak:
         header += f" {'% peak':>7s}"
     header += f" {'ns/el (cache)':>14s}"
@@ -251,7 +276,7 @@ def main() -> None:
         nbytes = 2 * x.size * dtype.itemsize
         entries = [("x * c (reference)", ref)] + list(ops.items())
         for name, fn in entries:
-            t, t_ref, ratio = _time_vs_ref(fn, ref, x, args.repeats, args.rounds, False, calls)
+            t, t_ref, ratio = _time_vs_ref(fn, ref, x, args.repeats, args.rounds, ALLOCATE, calls)
             row = {
                 "operator": name,
                 "kind": "group" if name in GROUP else "elementwise",
@@ -263,7 +288,9 @@ def main() -> None:
             }
             line = f"{name:28s} {dname:9s} {t * 1e3:8.2f} {row['gb_per_s']:8.2f} {ratio:7.2f}"
             if args.in_place:
-                t, t_ref, ratio = _time_vs_ref(fn, ref, x, args.repeats, args.rounds, True, calls)
+                t, t_ref, ratio = _time_vs_ref(
+                    fn, ref, x, args.repeats, args.rounds, IN_PLACE, calls
+                )
                 row.update(
                     in_place_seconds=t,
                     in_place_gb_per_s=nbytes / t / 1e9,
@@ -271,6 +298,17 @@ def main() -> None:
                     in_place_x_times_c_seconds=t_ref,
                 )
                 line += f" {t * 1e3:8.2f} {nbytes / t / 1e9:8.2f} {ratio:7.2f}"
+            if args.out_of_place:
+                t, t_ref, ratio = _time_vs_ref(
+                    fn, ref, x, args.repeats, args.rounds, OUT_OF_PLACE, calls
+                )
+                row.update(
+                    out_of_place_seconds=t,
+                    out_of_place_gb_per_s=nbytes / t / 1e9,
+                    out_of_place_ratio_vs_x_times_c=ratio,
+                    out_of_place_x_times_c_seconds=t_ref,
+                )
+                line += f" {t * 1e3:10.2f} {nbytes / t / 1e9:8.2f} {ratio:7.2f}"
             if peak:
                 row["fraction_of_peak_bandwidth"] = nbytes / row["seconds"] / peak
                 line += f" {100 * row['fraction_of_peak_bandwidth']:6.1f}%"
@@ -281,11 +319,11 @@ def main() -> None:
         if dname == "float32" and not args.no_peers:
             # A NumPy peer allocates its output like the non-donated jitted call, so
             # it is compared with the same x * c reference (timed here).
-            once = _timer(ref, x, False, 1)
+            once = _timer(ref, x, ALLOCATE, 1)
             t_ref = float(np.median([once() for _ in range(args.repeats)]))
             for name, (lib, fn) in _peers(base, shape).items():
                 if lib == "jax":
-                    t, _, ratio = _time_vs_ref(fn, ref, x, args.repeats, args.rounds, False, 1)
+                    t, _, ratio = _time_vs_ref(fn, ref, x, args.repeats, args.rounds, ALLOCATE, 1)
                 else:
                     t = _time_numpy(fn, base, args.repeats)
                     ratio = t_ref / t
@@ -316,6 +354,8 @@ def main() -> None:
         "note": (
             "ratio_vs_x_times_c: both calls allocate their output (on CPU, page faults included);"
             " in_place_*: input donated, output written in place, as in an optimizer step;"
+            " out_of_place_*: output written to a separate, already-written buffer (a"
+            " donated spare), without page faults or read-modify-write;"
             " in_cache_ns_per_element: the arithmetic alone, on a 512x512 array in cache"
             " (fastest of the repeats)"
         ),
