@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +35,7 @@ from _common import (
     machine,
     write_results,
 )
-from bench_step import GROUP, LR, TRANSFORMS, update_step, update_weights
+from bench_step import GROUP, LR, TRANSFORMS, median_time, update_step, update_weights
 
 # The default: plain SGD and every elementwise transform of bench_step.
 ELEMENTWISE = ["sgd", *(name for name in TRANSFORMS if name not in GROUP)]
@@ -100,13 +99,8 @@ def main() -> None:
         for _ in range(args.rounds):
             for where in THRESHOLDS:
                 grads = placements[where][1]
-                ts = []
-                for _ in range(args.repeats):
-                    t0 = time.perf_counter()
-                    carry[where] = list(step(*carry[where], grads))
-                    jax.block_until_ready(carry[where])
-                    ts.append(time.perf_counter() - t0)
-                times[where].append(float(np.median(ts)))
+                t, carry[where] = median_time(step, carry[where], (grads,), args.repeats)
+                times[where].append(t)
         heap, mapped = (1e3 * float(np.median(times[w])) for w in ("heap", "mapped"))
         ratio = float(np.median(np.array(times["heap"]) / np.array(times["mapped"])))
         rows.append({"transform": name, "heap_ms": heap, "mapped_ms": mapped, "ratio": ratio})

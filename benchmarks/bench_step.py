@@ -75,7 +75,8 @@ GROUP = {
 }
 
 
-def _median_time(step: Callable, carry, args, repeats: int):
+def median_time(step: Callable, carry, args, repeats: int):
+    """Median time of ``repeats`` calls ``carry = step(*carry, *args)``, and the carry."""
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -102,7 +103,7 @@ def _compare(make_step: Callable, init: Callable, args, tx_x, repeats: int, roun
         ts = {}
         for name in ("sgd", "x", "sgd"):
             step, carry = progs[name]
-            t, progs[name][1] = _median_time(step, carry, args, repeats)
+            t, progs[name][1] = median_time(step, carry, args, repeats)
             ts.setdefault(name, []).append(t)
         base = float(np.mean(ts["sgd"]))
         ratios.append(ts["x"][0] / base)
